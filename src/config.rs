@@ -1,0 +1,102 @@
+//! Server configuration: command-line flags, each with an environment variable.
+//!
+//! Every setting has a safe default so that `tidings` with no arguments serves the app on
+//! SQLite in `./data`. Leptos' own settings (site root, output name) come from `Leptos.toml`,
+//! whose values `LEPTOS_*` environment variables override.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Parser, ValueEnum};
+
+/// File name of the embedded SQLite database inside the data directory.
+const SQLITE_FILE_NAME: &str = "tidings.db";
+
+#[derive(Clone, Debug, Parser)]
+#[command(name = "tidings", version, about = "Long-running background work that people can watch")]
+pub struct Config {
+    /// Address and port to listen on [default: `site-addr` of Leptos.toml, 127.0.0.1:3000].
+    #[arg(long, env = "TIDINGS_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Directory for the embedded database and generated secrets; created when missing.
+    #[arg(long, env = "TIDINGS_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Database URL: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`
+    /// [default: the SQLite file `tidings.db` in the data directory].
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Log filter in `tracing` syntax, e.g. `info` or `info,tidings=debug,sqlx=warn`.
+    #[arg(long, env = "TIDINGS_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log line format.
+    #[arg(long, env = "TIDINGS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Path of the Leptos runtime settings.
+    #[arg(long, env = "TIDINGS_LEPTOS_CONFIG", default_value = "Leptos.toml")]
+    pub leptos_config: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Where the data lives, decided from the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    /// The embedded database file.
+    SqliteFile(PathBuf),
+    /// A database given by URL (`sqlite:` or `postgres:`).
+    Url(String),
+}
+
+impl Config {
+    /// The database to open: `--database-url` when given, else the embedded file.
+    pub fn database_location(&self) -> DatabaseLocation {
+        match &self.database_url {
+            Some(url) if !url.trim().is_empty() => DatabaseLocation::Url(url.trim().to_owned()),
+            _ => DatabaseLocation::SqliteFile(self.data_dir.join(SQLITE_FILE_NAME)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        Config::try_parse_from(std::iter::once("tidings").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn defaults_to_sqlite_in_the_data_directory() {
+        let config = parse(&["--data-dir", "/var/lib/tidings"]);
+        assert_eq!(
+            config.database_location(),
+            DatabaseLocation::SqliteFile("/var/lib/tidings/tidings.db".into())
+        );
+        assert_eq!(config.listen, None);
+    }
+
+    #[test]
+    fn database_url_wins_over_the_data_directory() {
+        let config = parse(&["--database-url", "postgres://u:p@localhost/tidings"]);
+        assert_eq!(
+            config.database_location(),
+            DatabaseLocation::Url("postgres://u:p@localhost/tidings".into())
+        );
+    }
+
+    #[test]
+    fn rejects_a_bad_listen_address() {
+        let error = Config::try_parse_from(["tidings", "--listen", "localhost"]).unwrap_err();
+        assert!(error.to_string().contains("--listen"), "{error}");
+    }
+}

@@ -1,0 +1,134 @@
+//! The typed messages of the app's WebSocket (`/ws`), shared by the server and the WASM client.
+//!
+//! Every frame is one JSON object whose `type` field names the variant, e.g.
+//! `{"type":"ping","nonce":7}`. Both sides parse frames with [`ClientMessage::parse`] /
+//! [`ServerMessage::parse`], which never panic: a frame that does not parse is an error value.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of this protocol, announced in [`ServerMessage::Hello`]. Bumped on breaking changes so
+/// that an old tab can tell it must reload.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest client frame the server accepts, in bytes. Larger frames close the connection with
+/// close code 1009 ("message too big").
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Messages sent by the client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Asks for a [`ServerMessage::Pong`] carrying the same nonce; used to measure round trips
+    /// and to notice a dead connection that the browser has not reported yet.
+    Ping { nonce: u64 },
+}
+
+/// Messages sent by the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// First message on every connection: the connection is ready for requests.
+    Hello { protocol_version: u32, server_version: String },
+    /// Answer to [`ClientMessage::Ping`].
+    Pong { nonce: u64 },
+    /// A request could not be handled; the connection stays open unless a close frame follows.
+    Error { code: ErrorCode, message: String },
+}
+
+/// Machine-readable reason of a [`ServerMessage::Error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame was not valid JSON or not a known message.
+    MalformedMessage,
+    /// Binary frames carry nothing in this protocol.
+    UnsupportedFrame,
+}
+
+impl ClientMessage {
+    /// Parses one text frame from a client.
+    pub fn parse(frame: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(frame)
+    }
+}
+
+impl ServerMessage {
+    /// Parses one text frame from the server.
+    pub fn parse(frame: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(frame)
+    }
+
+    /// The error reply to a frame that [`ClientMessage::parse`] rejected. The parser's own text
+    /// says what was wrong (unknown type, missing field, wrong type) without echoing the frame.
+    pub fn malformed(error: &serde_json::Error) -> Self {
+        ServerMessage::Error {
+            code: ErrorCode::MalformedMessage,
+            message: format!("malformed message: {error}"),
+        }
+    }
+
+    /// Serialises the message as one text frame.
+    pub fn to_frame(&self) -> String {
+        // Serialising these plain enums cannot fail: every field is a string, number or enum.
+        serde_json::to_string(self).expect("server messages always serialise")
+    }
+}
+
+impl ClientMessage {
+    /// Serialises the message as one text frame.
+    pub fn to_frame(&self) -> String {
+        serde_json::to_string(self).expect("client messages always serialise")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_has_a_stable_wire_format() {
+        let ping = ClientMessage::Ping { nonce: 7 };
+        assert_eq!(ping.to_frame(), r#"{"type":"ping","nonce":7}"#);
+        assert_eq!(ClientMessage::parse(r#"{"type":"ping","nonce":7}"#).unwrap(), ping);
+    }
+
+    #[test]
+    fn server_messages_round_trip() {
+        let messages = [
+            ServerMessage::Hello { protocol_version: PROTOCOL_VERSION, server_version: "1.0".into() },
+            ServerMessage::Pong { nonce: u64::MAX },
+            ServerMessage::Error { code: ErrorCode::MalformedMessage, message: "x".into() },
+        ];
+        for message in messages {
+            assert_eq!(ServerMessage::parse(&message.to_frame()).unwrap(), message);
+        }
+    }
+
+    #[test]
+    fn bad_frames_are_errors_not_panics() {
+        for frame in [
+            "",
+            "not json",
+            "null",
+            "[]",
+            r#"{"type":"ping"}"#,
+            r#"{"type":"ping","nonce":"7"}"#,
+            r#"{"type":"ping","nonce":-1}"#,
+            r#"{"type":"ping","nonce":1,"extra":true}"#,
+            r#"{"type":"launch_missiles"}"#,
+            r#"{"nonce":1}"#,
+        ] {
+            assert!(ClientMessage::parse(frame).is_err(), "accepted {frame:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_reply_names_the_problem() {
+        let error = ClientMessage::parse(r#"{"type":"ping"}"#).unwrap_err();
+        let ServerMessage::Error { code, message } = ServerMessage::malformed(&error) else {
+            panic!("expected an error message");
+        };
+        assert_eq!(code, ErrorCode::MalformedMessage);
+        assert!(message.contains("nonce"), "{message}");
+    }
+}

@@ -1,0 +1,16 @@
+//! `/healthz` (the process answers) and `/readyz` (the database answers too), for load
+//! balancers and orchestrators.
+
+use axum::{extract::State, Json};
+use serde_json::{json, Value};
+
+use super::AppState;
+use crate::{api::system::SystemStatus, error::AppError, services};
+
+pub async fn live() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub async fn ready(State(state): State<AppState>) -> Result<Json<SystemStatus>, AppError> {
+    services::system::status(&state).await.map(Json)
+}

@@ -1,0 +1,142 @@
+//! The HTTP server: one axum router for pages, server functions, health checks and the
+//! WebSocket, bound to its listener, with graceful shutdown.
+
+mod health;
+mod ws;
+
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use axum::{extract::FromRef, routing::get, Router};
+use chrono::{DateTime, Utc};
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::{compression::CompressionLayer, trace::TraceLayer};
+
+use crate::{
+    app::{shell, App},
+    config::Config,
+    db::Database,
+};
+
+/// How long open connections get to finish after a shutdown signal before the server stops
+/// waiting for them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Everything a request handler, server function or socket may need, cheap to clone.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub db: Database,
+    pub info: Arc<ServerInfo>,
+    /// Cancelled when the server begins to shut down; long-lived tasks (sockets) watch it.
+    pub shutdown: CancellationToken,
+}
+
+/// Facts about this server process.
+#[derive(Debug)]
+pub struct ServerInfo {
+    pub started_at: DateTime<Utc>,
+    pub installed_at: DateTime<Utc>,
+}
+
+/// A server bound to its address, ready to serve.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    /// Opens and migrates the database and binds the listener. Fails with a readable reason
+    /// (bad configuration, database unreachable, port in use).
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let mut leptos_options = load_leptos_options(&config.leptos_config)?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create the data directory {}", config.data_dir.display())
+        })?;
+        let db = Database::connect(&config.database_location())
+            .await
+            .context("cannot open the database")?;
+        db.migrate().await?;
+        let started_at = Utc::now();
+        let installed_at = db.record_startup(started_at, crate::VERSION).await?;
+
+        let address = config.listen.unwrap_or(leptos_options.site_addr);
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        leptos_options.site_addr = listener.local_addr()?;
+        let state = AppState {
+            leptos_options,
+            db,
+            info: Arc::new(ServerInfo { started_at, installed_at }),
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Server { listener, state })
+    }
+
+    /// The address the server listens on (useful when binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.state.leptos_options.site_addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Cancel this token to shut the server down gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then lets open requests finish and closes
+    /// sockets with "going away" (for at most [`SHUTDOWN_GRACE`]) and closes the database.
+    pub async fn serve(self) -> anyhow::Result<()> {
+        let Server { listener, state } = self;
+        let shutdown = state.shutdown.clone();
+        let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let serving = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let deadline = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            result = serving => result.context("server error")?,
+            () = deadline => tracing::warn!("connections still open after the grace period; stopping anyway"),
+        }
+        state.db.close().await;
+        Ok(())
+    }
+}
+
+fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let context = {
+        let state = state.clone();
+        move || provide_context(state.clone())
+    };
+    let render_shell = {
+        let options = state.leptos_options.clone();
+        move || shell(options.clone())
+    };
+    Router::new()
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .route("/ws", get(ws::upgrade))
+        .leptos_routes_with_context(&state, routes, context.clone(), render_shell)
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Reads Leptos' runtime settings; `LEPTOS_*` environment variables override the file.
+fn load_leptos_options(path: &Path) -> anyhow::Result<LeptosOptions> {
+    let path_text = path.to_str().context("the Leptos settings path is not valid UTF-8")?;
+    let config = get_configuration(Some(path_text)).with_context(|| {
+        format!("cannot read the Leptos settings from {path_text} (set --leptos-config)")
+    })?;
+    Ok(config.leptos_options)
+}

@@ -1,0 +1,4 @@
+//! The service layer: the logic of Tidings, once. Server functions, REST handlers and
+//! WebSocket handlers parse their input, call a service and render its answer.
+
+pub mod system;

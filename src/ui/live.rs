@@ -1,0 +1,271 @@
+//! The tab's live connection to the server: the one WebSocket (`/ws`) of this browser tab,
+//! shared with every component through context.
+//!
+//! The server renders the page with the connection in [`ConnectionState::Connecting`]; once the
+//! WASM has hydrated, the browser connects, and reconnects after any loss with capped
+//! exponential backoff and jitter. Frames that do not parse are logged and ignored.
+
+use std::time::Duration;
+
+use futures::channel::mpsc::UnboundedSender;
+use leptos::prelude::*;
+
+use crate::protocol::ClientMessage;
+
+/// First reconnection delay; doubled on every failed attempt up to [`RECONNECT_MAX_DELAY`].
+pub const RECONNECT_BASE_DELAY: Duration = Duration::from_millis(500);
+/// Longest pause between two reconnection attempts.
+pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(10);
+/// How often the browser pings the server; a ping unanswered by the next one means the
+/// connection is dead even if the browser has not noticed.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Before the first connection; also what the server renders.
+    Connecting,
+    /// The server greeted this tab and answers.
+    Connected,
+    /// The connection was lost; attempt `attempt` is scheduled.
+    Reconnecting { attempt: u32 },
+}
+
+impl ConnectionState {
+    /// Short text for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            ConnectionState::Connecting => "Connecting…",
+            ConnectionState::Connected => "Live",
+            ConnectionState::Reconnecting { .. } => "Reconnecting…",
+        }
+    }
+
+    /// Stable name for styles and tests (`data-state`).
+    pub fn key(self) -> &'static str {
+        match self {
+            ConnectionState::Connecting => "connecting",
+            ConnectionState::Connected => "connected",
+            ConnectionState::Reconnecting { .. } => "reconnecting",
+        }
+    }
+}
+
+/// The delay before reconnection attempt `attempt` (1-based): exponential, capped, and spread
+/// by `random` in `[0, 1)` over its upper half so that many tabs do not reconnect in lockstep
+/// after a server restart.
+pub fn reconnect_delay(attempt: u32, random: f64) -> Duration {
+    let doublings = attempt.saturating_sub(1).min(16);
+    let delay = RECONNECT_BASE_DELAY.saturating_mul(1 << doublings).min(RECONNECT_MAX_DELAY);
+    delay.mul_f64(0.5 + 0.5 * random.clamp(0.0, 1.0))
+}
+
+/// Handle to the tab's connection; `Copy`, obtained with [`LiveConnection::expect`].
+#[derive(Clone, Copy)]
+pub struct LiveConnection {
+    state: RwSignal<ConnectionState>,
+    round_trip_ms: RwSignal<Option<f64>>,
+    next_nonce: StoredValue<u64>,
+    /// Messages for the socket task; `None` on the server and before the WASM has started.
+    outbox: StoredValue<Option<UnboundedSender<ClientMessage>>>,
+}
+
+impl LiveConnection {
+    /// Creates the tab's connection and provides it to the component tree. In the browser the
+    /// socket opens once the page has hydrated.
+    pub fn provide() -> Self {
+        let live = LiveConnection {
+            state: RwSignal::new(ConnectionState::Connecting),
+            round_trip_ms: RwSignal::new(None),
+            next_nonce: StoredValue::new(1),
+            outbox: StoredValue::new(None),
+        };
+        provide_context(live);
+        #[cfg(feature = "hydrate")]
+        Effect::new(move |_| browser::start(live));
+        live
+    }
+
+    /// The connection provided by [`LiveConnection::provide`].
+    pub fn expect() -> Self {
+        expect_context()
+    }
+
+    pub fn state(&self) -> ConnectionState {
+        self.state.get()
+    }
+
+    /// Round trip of the latest answered ping, in milliseconds.
+    pub fn round_trip_ms(&self) -> Option<f64> {
+        self.round_trip_ms.get()
+    }
+
+    /// Sends a ping to measure the round trip. Returns `false` when not connected.
+    pub fn ping(&self) -> bool {
+        let nonce = self.take_nonce();
+        self.send(ClientMessage::Ping { nonce })
+    }
+
+    /// Queues a message for the server. Returns `false` when not connected.
+    pub fn send(&self, message: ClientMessage) -> bool {
+        self.state.get_untracked() == ConnectionState::Connected
+            && self.outbox.with_value(|outbox| {
+                outbox.as_ref().is_some_and(|sender| sender.unbounded_send(message).is_ok())
+            })
+    }
+
+    fn take_nonce(&self) -> u64 {
+        let nonce = self.next_nonce.get_value();
+        self.next_nonce.set_value(nonce.wrapping_add(1));
+        nonce
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    use futures::{channel::mpsc::UnboundedReceiver, select, SinkExt, StreamExt};
+    use gloo_net::websocket::{futures::WebSocket, Message};
+    use gloo_timers::future::{IntervalStream, TimeoutFuture};
+    use leptos::{logging, prelude::*};
+
+    use super::{reconnect_delay, ConnectionState, LiveConnection, HEARTBEAT_INTERVAL};
+    use crate::protocol::{ClientMessage, ServerMessage};
+
+    pub(super) fn start(live: LiveConnection) {
+        let (sender, receiver) = futures::channel::mpsc::unbounded();
+        live.outbox.set_value(Some(sender));
+        leptos::task::spawn_local(run(live, receiver));
+    }
+
+    /// Connects, serves the connection until it ends, waits, and connects again, forever.
+    async fn run(live: LiveConnection, mut outbox: UnboundedReceiver<ClientMessage>) {
+        let Some(url) = socket_url() else {
+            logging::error!("cannot tell the page's address; live updates are off");
+            return;
+        };
+        let mut attempt = 0;
+        loop {
+            match WebSocket::open(&url) {
+                Ok(socket) => {
+                    if serve(live, socket, &mut outbox).await {
+                        attempt = 0;
+                    }
+                }
+                Err(error) => logging::warn!("cannot open the live connection: {error}"),
+            }
+            attempt += 1;
+            live.state.set(ConnectionState::Reconnecting { attempt });
+            let delay = reconnect_delay(attempt, js_sys::Math::random());
+            TimeoutFuture::new(u32::try_from(delay.as_millis()).unwrap_or(u32::MAX)).await;
+        }
+    }
+
+    /// Serves one connection until it ends. Returns whether the server greeted us, i.e.
+    /// whether the connection was ever up (so the backoff starts again from the beginning).
+    async fn serve(
+        live: LiveConnection,
+        socket: WebSocket,
+        outbox: &mut UnboundedReceiver<ClientMessage>,
+    ) -> bool {
+        let (mut sink, incoming) = socket.split();
+        let mut incoming = incoming.fuse();
+        let heartbeat_ms = u32::try_from(HEARTBEAT_INTERVAL.as_millis()).unwrap_or(u32::MAX);
+        let mut heartbeat = IntervalStream::new(heartbeat_ms).fuse();
+        let mut greeted = false;
+        // Pings sent and not answered yet, with the time they were sent.
+        let mut unanswered: Vec<(u64, f64)> = Vec::new();
+        loop {
+            let outgoing = select! {
+                frame = incoming.next() => match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        match ServerMessage::parse(&text) {
+                            Ok(message) => receive(live, message, &mut greeted, &mut unanswered),
+                            Err(error) => logging::warn!("ignoring a malformed server frame: {error}"),
+                        }
+                        None
+                    }
+                    Some(Ok(Message::Bytes(_))) => None,
+                    Some(Err(_)) | None => return greeted,
+                },
+                message = outbox.next() => message,
+                _ = heartbeat.next() => {
+                    if !unanswered.is_empty() {
+                        logging::warn!("the server stopped answering; reconnecting");
+                        return greeted;
+                    }
+                    Some(ClientMessage::Ping { nonce: live.take_nonce() })
+                }
+            };
+            if let Some(message) = outgoing {
+                if let ClientMessage::Ping { nonce } = message {
+                    unanswered.push((nonce, now_ms()));
+                }
+                if sink.send(Message::Text(message.to_frame())).await.is_err() {
+                    return greeted;
+                }
+            }
+        }
+    }
+
+    fn receive(
+        live: LiveConnection,
+        message: ServerMessage,
+        greeted: &mut bool,
+        unanswered: &mut Vec<(u64, f64)>,
+    ) {
+        match message {
+            ServerMessage::Hello { .. } => {
+                *greeted = true;
+                live.state.set(ConnectionState::Connected);
+            }
+            ServerMessage::Pong { nonce } => {
+                if let Some(index) = unanswered.iter().position(|(sent, _)| *sent == nonce) {
+                    let (_, sent_at) = unanswered[index];
+                    live.round_trip_ms.set(Some(now_ms() - sent_at));
+                    unanswered.drain(..=index);
+                }
+            }
+            ServerMessage::Error { code, message } => {
+                logging::warn!("server reported {code:?}: {message}");
+            }
+        }
+    }
+
+    /// `ws://host/ws` or `wss://host/ws` for the page's own origin.
+    fn socket_url() -> Option<String> {
+        let location = web_sys::window()?.location();
+        let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
+        Some(format!("{scheme}://{}/ws", location.host().ok()?))
+    }
+
+    fn now_ms() -> f64 {
+        web_sys::window().and_then(|window| window.performance()).map_or(0.0, |p| p.now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_delay_grows_exponentially_up_to_the_cap() {
+        let upper = |attempt| reconnect_delay(attempt, 1.0);
+        assert_eq!(upper(1), RECONNECT_BASE_DELAY);
+        assert_eq!(upper(2), RECONNECT_BASE_DELAY * 2);
+        assert_eq!(upper(3), RECONNECT_BASE_DELAY * 4);
+        assert_eq!(upper(100), RECONNECT_MAX_DELAY);
+        assert_eq!(upper(u32::MAX), RECONNECT_MAX_DELAY);
+    }
+
+    #[test]
+    fn jitter_spreads_each_delay_over_its_upper_half() {
+        for attempt in 1..20 {
+            let full = reconnect_delay(attempt, 1.0);
+            assert_eq!(reconnect_delay(attempt, 0.0), full / 2);
+            let middle = reconnect_delay(attempt, 0.5);
+            assert!(middle > full / 2 && middle < full, "attempt {attempt}: {middle:?}");
+        }
+        // Out-of-range randomness cannot produce a zero or an overlong delay.
+        assert_eq!(reconnect_delay(1, -3.0), RECONNECT_BASE_DELAY / 2);
+        assert_eq!(reconnect_delay(1, 7.0), RECONNECT_BASE_DELAY);
+    }
+}

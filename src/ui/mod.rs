@@ -1,0 +1,6 @@
+//! Pages and components, rendered on the server and hydrated in the browser.
+
+pub mod components;
+pub mod layout;
+pub mod live;
+pub mod pages;

@@ -1,0 +1,13 @@
+//! Integration tests: the real server on an ephemeral port, real HTTP and WebSocket clients,
+//! real SQLite files and real PostgreSQL databases (one fresh database per test).
+//!
+//! PostgreSQL tests need `TIDINGS_TEST_POSTGRES_URL`, a URL of a role that may create databases
+//! (`scripts/test.sh` starts a local server and sets it).
+
+mod support;
+
+mod database;
+mod health;
+mod leptos_settings;
+mod pages;
+mod websocket;
