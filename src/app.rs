@@ -1,10 +1,10 @@
 //! The root of the UI: the HTML shell the server renders and the router of pages.
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
+    SsrMode, StaticSegment,
     components::{Route, Router, Routes},
-    StaticSegment,
 };
 
 use crate::ui::{
@@ -34,6 +34,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// Pages render with [`SsrMode::Async`]: the server waits for their data and sends complete
+/// HTML, so every page works before (or without) the WASM.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -45,7 +47,7 @@ pub fn App() -> impl IntoView {
         <Router>
             <Layout>
                 <Routes fallback=NotFound>
-                    <Route path=StaticSegment("") view=HomePage/>
+                    <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async/>
                 </Routes>
             </Layout>
         </Router>

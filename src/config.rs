@@ -12,7 +12,11 @@ use clap::{Parser, ValueEnum};
 const SQLITE_FILE_NAME: &str = "tidings.db";
 
 #[derive(Clone, Debug, Parser)]
-#[command(name = "tidings", version, about = "Long-running background work that people can watch")]
+#[command(
+    name = "tidings",
+    version,
+    about = "Long-running background work that people can watch"
+)]
 pub struct Config {
     /// Address and port to listen on [default: `site-addr` of Leptos.toml, 127.0.0.1:3000].
     #[arg(long, env = "TIDINGS_LISTEN")]

@@ -59,9 +59,9 @@ impl FromServerFnError for AppError {
 #[cfg(feature = "ssr")]
 mod http {
     use axum::{
+        Json,
         http::StatusCode,
         response::{IntoResponse, Response},
-        Json,
     };
 
     use super::AppError;
@@ -93,7 +93,10 @@ mod tests {
 
     #[test]
     fn round_trips_through_the_server_fn_encoding() {
-        for error in [AppError::BadRequest("topic must not be empty".into()), AppError::NotFound] {
+        for error in [
+            AppError::BadRequest("topic must not be empty".into()),
+            AppError::NotFound,
+        ] {
             assert_eq!(AppError::de(error.ser()), error);
         }
     }

@@ -57,7 +57,7 @@ fn init_logging(config: &Config) -> Result<(), tracing_subscriber::filter::Parse
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 async fn wait_for_shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler can be installed");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -28,7 +28,10 @@ pub enum ClientMessage {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// First message on every connection: the connection is ready for requests.
-    Hello { protocol_version: u32, server_version: String },
+    Hello {
+        protocol_version: u32,
+        server_version: String,
+    },
     /// Answer to [`ClientMessage::Ping`].
     Pong { nonce: u64 },
     /// A request could not be handled; the connection stays open unless a close frame follows.
@@ -75,6 +78,13 @@ impl ServerMessage {
 }
 
 impl ClientMessage {
+    /// The nonce of a ping, whose pong the sender waits for.
+    pub fn ping_nonce(&self) -> Option<u64> {
+        match self {
+            ClientMessage::Ping { nonce } => Some(*nonce),
+        }
+    }
+
     /// Serialises the message as one text frame.
     pub fn to_frame(&self) -> String {
         serde_json::to_string(self).expect("client messages always serialise")
@@ -89,15 +99,24 @@ mod tests {
     fn ping_has_a_stable_wire_format() {
         let ping = ClientMessage::Ping { nonce: 7 };
         assert_eq!(ping.to_frame(), r#"{"type":"ping","nonce":7}"#);
-        assert_eq!(ClientMessage::parse(r#"{"type":"ping","nonce":7}"#).unwrap(), ping);
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"ping","nonce":7}"#).unwrap(),
+            ping
+        );
     }
 
     #[test]
     fn server_messages_round_trip() {
         let messages = [
-            ServerMessage::Hello { protocol_version: PROTOCOL_VERSION, server_version: "1.0".into() },
+            ServerMessage::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                server_version: "1.0".into(),
+            },
             ServerMessage::Pong { nonce: u64::MAX },
-            ServerMessage::Error { code: ErrorCode::MalformedMessage, message: "x".into() },
+            ServerMessage::Error {
+                code: ErrorCode::MalformedMessage,
+                message: "x".into(),
+            },
         ];
         for message in messages {
             assert_eq!(ServerMessage::parse(&message.to_frame()).unwrap(), message);

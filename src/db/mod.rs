@@ -10,10 +10,10 @@ mod server_meta;
 use std::{path::Path, str::FromStr, time::Duration};
 
 use sqlx::{
+    PgPool, SqlitePool,
     migrate::Migrator,
     postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-    PgPool, SqlitePool,
 };
 
 pub use server_meta::MetaKey;
@@ -70,7 +70,10 @@ pub enum DbError {
     #[error("unsupported database URL scheme in {0:?}: use sqlite:// or postgres://")]
     UnsupportedUrl(String),
     #[error("cannot create the database directory {path}: {source}")]
-    CreateDirectory { path: String, source: std::io::Error },
+    CreateDirectory {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -103,10 +106,7 @@ impl Database {
         }
     }
 
-    async fn connect_sqlite(
-        options: SqliteConnectOptions,
-        file: &Path,
-    ) -> Result<Self, DbError> {
+    async fn connect_sqlite(options: SqliteConnectOptions, file: &Path) -> Result<Self, DbError> {
         if let Some(directory) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(directory).map_err(|source| DbError::CreateDirectory {
                 path: directory.display().to_string(),
@@ -147,14 +147,19 @@ impl Database {
 
     /// Checks that the database answers a query.
     pub async fn ping(&self) -> Result<(), DbError> {
-        on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(drop))?;
         Ok(())
     }
 
     /// The newest migration applied to this database, or `None` before the first migration.
     pub async fn schema_version(&self) -> Result<Option<i64>, DbError> {
         let version = on_pool!(self, |pool| {
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations").fetch_one(pool).await
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+                .fetch_one(pool)
+                .await
         })?;
         Ok(version)
     }

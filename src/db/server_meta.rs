@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{on_pool, Database, DbError};
+use super::{Database, DbError, on_pool};
 
 /// The keys Tidings stores in `server_meta`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +77,8 @@ impl Database {
             .map(drop)
         })?;
         self.set_meta(MetaKey::LastStartedAt, &started).await?;
-        self.set_meta(MetaKey::LastServerVersion, server_version).await?;
+        self.set_meta(MetaKey::LastServerVersion, server_version)
+            .await?;
         let installed = self.meta(MetaKey::InstalledAt).await?.unwrap_or(started);
         Ok(DateTime::parse_from_rfc3339(&installed).map_or(started_at, |t| t.with_timezone(&Utc)))
     }

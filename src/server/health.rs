@@ -1,8 +1,8 @@
 //! `/healthz` (the process answers) and `/readyz` (the database answers too), for load
 //! balancers and orchestrators.
 
-use axum::{extract::State, Json};
-use serde_json::{json, Value};
+use axum::{Json, extract::State};
+use serde_json::{Value, json};
 
 use super::AppState;
 use crate::{api::system::SystemStatus, error::AppError, services};

@@ -7,16 +7,16 @@ mod ws;
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use axum::{extract::FromRef, routing::get, Router};
+use axum::{Router, extract::FromRef, routing::get};
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::{compression::CompressionLayer, trace::TraceLayer};
 
 use crate::{
-    app::{shell, App},
+    app::{App, shell},
     config::Config,
     db::Database,
 };
@@ -54,7 +54,10 @@ impl Server {
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
         let mut leptos_options = load_leptos_options(&config.leptos_config)?;
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("cannot create the data directory {}", config.data_dir.display())
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
         })?;
         let db = Database::connect(&config.database_location())
             .await
@@ -71,7 +74,10 @@ impl Server {
         let state = AppState {
             leptos_options,
             db,
-            info: Arc::new(ServerInfo { started_at, installed_at }),
+            info: Arc::new(ServerInfo {
+                started_at,
+                installed_at,
+            }),
             shutdown: CancellationToken::new(),
         };
         Ok(Server { listener, state })
@@ -97,7 +103,8 @@ impl Server {
         let Server { listener, state } = self;
         let shutdown = state.shutdown.clone();
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let serving = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let serving =
+            axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let deadline = async {
             shutdown.cancelled().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -126,7 +133,10 @@ fn router(state: AppState) -> Router {
         .route("/readyz", get(health::ready))
         .route("/ws", get(ws::upgrade))
         .leptos_routes_with_context(&state, routes, context.clone(), render_shell)
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(context, shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, shell))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -134,7 +144,9 @@ fn router(state: AppState) -> Router {
 
 /// Reads Leptos' runtime settings; `LEPTOS_*` environment variables override the file.
 fn load_leptos_options(path: &Path) -> anyhow::Result<LeptosOptions> {
-    let path_text = path.to_str().context("the Leptos settings path is not valid UTF-8")?;
+    let path_text = path
+        .to_str()
+        .context("the Leptos settings path is not valid UTF-8")?;
     let config = get_configuration(Some(path_text)).with_context(|| {
         format!("cannot read the Leptos settings from {path_text} (set --leptos-config)")
     })?;

@@ -9,17 +9,17 @@ use std::{error::Error as _, time::Duration};
 
 use axum::{
     extract::{
-        ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade},
         State,
+        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code},
     },
     response::Response,
 };
-use tokio::time::{interval_at, Instant};
+use tokio::time::{Instant, interval_at};
 use tokio_util::sync::CancellationToken;
 
 use super::AppState;
 use crate::protocol::{
-    ClientMessage, ErrorCode, ServerMessage, MAX_CLIENT_MESSAGE_BYTES, PROTOCOL_VERSION,
+    ClientMessage, ErrorCode, MAX_CLIENT_MESSAGE_BYTES, PROTOCOL_VERSION, ServerMessage,
 };
 
 /// How often the server pings an idle client.
@@ -116,10 +116,14 @@ async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), axu
 /// The close frame to send after a receive error: 1009 for an oversized frame, 1002 for a
 /// protocol violation; nothing when the connection itself broke.
 fn close_after_error(error: &axum::Error) -> Option<CloseFrame> {
-    match error.source().and_then(|source| source.downcast_ref::<tungstenite::Error>()) {
+    match error
+        .source()
+        .and_then(|source| source.downcast_ref::<tungstenite::Error>())
+    {
         Some(tungstenite::Error::Capacity(_)) => {
             tracing::debug!(%error, "websocket frame too large");
-            let reason = format!("message too large: the limit is {MAX_CLIENT_MESSAGE_BYTES} bytes");
+            let reason =
+                format!("message too large: the limit is {MAX_CLIENT_MESSAGE_BYTES} bytes");
             Some(close(close_code::SIZE, &reason))
         }
         Some(tungstenite::Error::Protocol(_) | tungstenite::Error::Utf8(_)) => {
@@ -134,5 +138,8 @@ fn close_after_error(error: &axum::Error) -> Option<CloseFrame> {
 }
 
 fn close(code: u16, reason: &str) -> CloseFrame {
-    CloseFrame { code, reason: reason.into() }
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
 }

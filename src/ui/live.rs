@@ -55,7 +55,9 @@ impl ConnectionState {
 /// after a server restart.
 pub fn reconnect_delay(attempt: u32, random: f64) -> Duration {
     let doublings = attempt.saturating_sub(1).min(16);
-    let delay = RECONNECT_BASE_DELAY.saturating_mul(1 << doublings).min(RECONNECT_MAX_DELAY);
+    let delay = RECONNECT_BASE_DELAY
+        .saturating_mul(1 << doublings)
+        .min(RECONNECT_MAX_DELAY);
     delay.mul_f64(0.5 + 0.5 * random.clamp(0.0, 1.0))
 }
 
@@ -109,7 +111,9 @@ impl LiveConnection {
     pub fn send(&self, message: ClientMessage) -> bool {
         self.state.get_untracked() == ConnectionState::Connected
             && self.outbox.with_value(|outbox| {
-                outbox.as_ref().is_some_and(|sender| sender.unbounded_send(message).is_ok())
+                outbox
+                    .as_ref()
+                    .is_some_and(|sender| sender.unbounded_send(message).is_ok())
             })
     }
 
@@ -122,12 +126,12 @@ impl LiveConnection {
 
 #[cfg(feature = "hydrate")]
 mod browser {
-    use futures::{channel::mpsc::UnboundedReceiver, select, SinkExt, StreamExt};
-    use gloo_net::websocket::{futures::WebSocket, Message};
+    use futures::{SinkExt, StreamExt, channel::mpsc::UnboundedReceiver, select};
+    use gloo_net::websocket::{Message, futures::WebSocket};
     use gloo_timers::future::{IntervalStream, TimeoutFuture};
     use leptos::{logging, prelude::*};
 
-    use super::{reconnect_delay, ConnectionState, LiveConnection, HEARTBEAT_INTERVAL};
+    use super::{ConnectionState, HEARTBEAT_INTERVAL, LiveConnection, reconnect_delay};
     use crate::protocol::{ClientMessage, ServerMessage};
 
     pub(super) fn start(live: LiveConnection) {
@@ -196,7 +200,7 @@ mod browser {
                 }
             };
             if let Some(message) = outgoing {
-                if let ClientMessage::Ping { nonce } = message {
+                if let Some(nonce) = message.ping_nonce() {
                     unanswered.push((nonce, now_ms()));
                 }
                 if sink.send(Message::Text(message.to_frame())).await.is_err() {
@@ -233,12 +237,18 @@ mod browser {
     /// `ws://host/ws` or `wss://host/ws` for the page's own origin.
     fn socket_url() -> Option<String> {
         let location = web_sys::window()?.location();
-        let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
+        let scheme = if location.protocol().ok()? == "https:" {
+            "wss"
+        } else {
+            "ws"
+        };
         Some(format!("{scheme}://{}/ws", location.host().ok()?))
     }
 
     fn now_ms() -> f64 {
-        web_sys::window().and_then(|window| window.performance()).map_or(0.0, |p| p.now())
+        web_sys::window()
+            .and_then(|window| window.performance())
+            .map_or(0.0, |p| p.now())
     }
 }
 
@@ -262,7 +272,10 @@ mod tests {
             let full = reconnect_delay(attempt, 1.0);
             assert_eq!(reconnect_delay(attempt, 0.0), full / 2);
             let middle = reconnect_delay(attempt, 0.5);
-            assert!(middle > full / 2 && middle < full, "attempt {attempt}: {middle:?}");
+            assert!(
+                middle > full / 2 && middle < full,
+                "attempt {attempt}: {middle:?}"
+            );
         }
         // Out-of-range randomness cannot produce a zero or an overlong delay.
         assert_eq!(reconnect_delay(1, -3.0), RECONNECT_BASE_DELAY / 2);

@@ -40,14 +40,40 @@ async fn server_meta_values_are_set_read_and_replaced(
 ) {
     let test_db = TestDatabase::create(backend).await;
     let database = test_db.open().await;
-    assert_eq!(database.meta(MetaKey::LastServerVersion).await.unwrap(), None);
-    database.set_meta(MetaKey::LastServerVersion, "1.0.0").await.unwrap();
-    database.set_meta(MetaKey::LastServerVersion, "1.1.0").await.unwrap();
-    assert_eq!(database.meta(MetaKey::LastServerVersion).await.unwrap().as_deref(), Some("1.1.0"));
+    assert_eq!(
+        database.meta(MetaKey::LastServerVersion).await.unwrap(),
+        None
+    );
+    database
+        .set_meta(MetaKey::LastServerVersion, "1.0.0")
+        .await
+        .unwrap();
+    database
+        .set_meta(MetaKey::LastServerVersion, "1.1.0")
+        .await
+        .unwrap();
+    assert_eq!(
+        database
+            .meta(MetaKey::LastServerVersion)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("1.1.0")
+    );
     // Text is stored as given, whatever it contains.
     let tricky = "'; DROP TABLE server_meta; -- ünïcödé";
-    database.set_meta(MetaKey::LastServerVersion, tricky).await.unwrap();
-    assert_eq!(database.meta(MetaKey::LastServerVersion).await.unwrap().as_deref(), Some(tricky));
+    database
+        .set_meta(MetaKey::LastServerVersion, tricky)
+        .await
+        .unwrap();
+    assert_eq!(
+        database
+            .meta(MetaKey::LastServerVersion)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(tricky)
+    );
     database.close().await;
 }
 
@@ -67,7 +93,14 @@ async fn the_installation_time_is_kept_across_restarts(
     let restart = Utc::now();
     let installed_again = database.record_startup(restart, "0.2.0").await.unwrap();
     assert_eq!(installed_again, installed);
-    assert_eq!(database.meta(MetaKey::LastServerVersion).await.unwrap().as_deref(), Some("0.2.0"));
+    assert_eq!(
+        database
+            .meta(MetaKey::LastServerVersion)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("0.2.0")
+    );
     database.close().await;
 }
 
@@ -75,13 +108,18 @@ async fn the_installation_time_is_kept_across_restarts(
 async fn the_embedded_database_is_created_in_wal_mode() {
     let directory = tempfile::tempdir().unwrap();
     let file = directory.path().join("nested/dir/tidings.db");
-    let database = Database::connect(&DatabaseLocation::SqliteFile(file.clone())).await.unwrap();
+    let database = Database::connect(&DatabaseLocation::SqliteFile(file.clone()))
+        .await
+        .unwrap();
     database.migrate().await.unwrap();
     database.close().await;
 
     let url = format!("sqlite://{}", file.display());
     let mut connection = SqliteConnection::connect(&url).await.unwrap();
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut connection).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
     assert_eq!(mode, "wal");
 }
 
@@ -89,7 +127,9 @@ async fn the_embedded_database_is_created_in_wal_mode() {
 async fn a_sqlite_url_is_accepted_too() {
     let directory = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", directory.path().join("by-url.db").display());
-    let database = Database::connect(&DatabaseLocation::Url(url)).await.unwrap();
+    let database = Database::connect(&DatabaseLocation::Url(url))
+        .await
+        .unwrap();
     assert_eq!(database.backend(), DbBackend::Sqlite);
     database.migrate().await.unwrap();
     database.close().await;

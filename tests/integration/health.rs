@@ -9,13 +9,18 @@ async fn healthz_answers_while_the_process_lives() {
     let server = TestServer::start(Backend::Sqlite).await;
     let response = server.get("/healthz").await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.json::<Value>().await.unwrap(), serde_json::json!({ "status": "ok" }));
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        serde_json::json!({ "status": "ok" })
+    );
     server.stop().await;
 }
 
 #[rstest]
 #[tokio::test]
-async fn readyz_reports_the_database(#[values(Backend::Sqlite, Backend::Postgres)] backend: Backend) {
+async fn readyz_reports_the_database(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
     let server = TestServer::start(backend).await;
     let response = server.get("/readyz").await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -38,7 +43,10 @@ async fn readyz_fails_with_503_when_the_database_is_gone() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "unavailable");
-    assert!(body["error"].as_str().unwrap().contains("database"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("database"),
+        "{body}"
+    );
     // Liveness is about the process, not its dependencies.
     assert_eq!(server.get("/healthz").await.status(), StatusCode::OK);
 }

@@ -10,7 +10,9 @@ fn read(file: &str) -> Table {
 }
 
 fn leptos_section(table: &Table) -> &Table {
-    table["package"]["metadata"]["leptos"].as_table().expect("[package.metadata.leptos]")
+    table["package"]["metadata"]["leptos"]
+        .as_table()
+        .expect("[package.metadata.leptos]")
 }
 
 #[test]
@@ -18,11 +20,22 @@ fn leptos_toml_agrees_with_the_cargo_metadata() {
     let cargo = read("Cargo.toml");
     let runtime = read("Leptos.toml");
     let (cargo, runtime) = (leptos_section(&cargo), leptos_section(&runtime));
-    for key in ["output-name", "site-root", "site-pkg-dir", "site-addr", "reload-port"] {
-        let runtime_value = runtime.get(key).unwrap_or_else(|| panic!("Leptos.toml lacks {key}"));
+    for key in [
+        "output-name",
+        "site-root",
+        "site-pkg-dir",
+        "site-addr",
+        "reload-port",
+    ] {
+        let runtime_value = runtime
+            .get(key)
+            .unwrap_or_else(|| panic!("Leptos.toml lacks {key}"));
         assert_eq!(Some(runtime_value), cargo.get(key), "{key} differs");
     }
     for key in runtime.keys() {
-        assert!(cargo.contains_key(key), "Leptos.toml sets {key}, which Cargo.toml does not");
+        assert!(
+            cargo.contains_key(key),
+            "Leptos.toml sets {key}, which Cargo.toml does not"
+        );
     }
 }

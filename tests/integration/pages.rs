@@ -1,4 +1,4 @@
-use reqwest::{header, StatusCode};
+use reqwest::{StatusCode, header};
 use serde_json::Value;
 
 use crate::support::{Backend, TestServer};
@@ -8,12 +8,26 @@ async fn the_home_page_is_rendered_on_the_server_with_its_data() {
     let server = TestServer::start(Backend::Sqlite).await;
     let response = server.get("/").await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(response.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let html = response.text().await.unwrap();
-    assert!(html.contains("<title>Dashboard · Tidings</title>"), "{html}");
-    assert!(html.contains(r#"href="/pkg/tidings.css""#), "stylesheet link missing");
+    assert!(
+        html.contains("<title>Dashboard · Tidings</title>"),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"href="/pkg/tidings.css""#),
+        "stylesheet link missing"
+    );
     assert!(html.contains("/pkg/tidings"), "hydration script missing");
-    assert!(html.contains(r#"data-state="connecting""#), "connection indicator missing");
+    assert!(
+        html.contains(r#"data-state="connecting""#),
+        "connection indicator missing"
+    );
     // The server status is resolved on the server, not left for the browser to fetch.
     assert!(html.contains("sqlite"), "server facts missing: {html}");
     server.stop().await;

@@ -14,8 +14,13 @@ async fn greets_then_answers_ping_with_pong() {
     assert_eq!(hello["type"], "hello");
     assert_eq!(hello["protocol_version"], PROTOCOL_VERSION);
     for nonce in [0_u64, 42, u64::MAX] {
-        socket.send_json(json!({ "type": "ping", "nonce": nonce })).await;
-        assert_eq!(socket.receive_json().await, json!({ "type": "pong", "nonce": nonce }));
+        socket
+            .send_json(json!({ "type": "ping", "nonce": nonce }))
+            .await;
+        assert_eq!(
+            socket.receive_json().await,
+            json!({ "type": "pong", "nonce": nonce })
+        );
     }
     server.stop().await;
 }
@@ -45,7 +50,9 @@ async fn malformed_frames_get_an_error_and_the_connection_stays_open() {
     socket.send_binary(vec![0, 159, 146, 150]).await;
     let reply = socket.receive_json().await;
     assert_eq!(reply["code"], "unsupported_frame");
-    socket.send_json(json!({ "type": "ping", "nonce": 5 })).await;
+    socket
+        .send_json(json!({ "type": "ping", "nonce": 5 }))
+        .await;
     assert_eq!(socket.receive_json().await["type"], "pong");
     server.stop().await;
 }
@@ -59,19 +66,31 @@ async fn an_oversized_frame_closes_with_1009_and_others_are_unaffected() {
     let mut socket = server.websocket("/ws").await;
     socket.receive_json().await;
     let padding = "x".repeat(MAX_CLIENT_MESSAGE_BYTES);
-    socket.send_text(format!(r#"{{"type":"ping","nonce":1,"pad":"{padding}"}}"#)).await;
-    let close = socket.receive_close().await.expect("a close frame with a reason");
+    socket
+        .send_text(format!(r#"{{"type":"ping","nonce":1,"pad":"{padding}"}}"#))
+        .await;
+    let close = socket
+        .receive_close()
+        .await
+        .expect("a close frame with a reason");
     assert_eq!(close.code, CloseCode::Size);
     assert!(close.reason.contains("too large"), "{}", close.reason);
 
     // Just under the limit is still answered (with an error: the frame is not a valid ping).
     let mut socket = server.websocket("/ws").await;
     socket.receive_json().await;
-    socket.send_text(" ".repeat(MAX_CLIENT_MESSAGE_BYTES - 2) + "{}").await;
+    socket
+        .send_text(" ".repeat(MAX_CLIENT_MESSAGE_BYTES - 2) + "{}")
+        .await;
     assert_eq!(socket.receive_json().await["code"], "malformed_message");
 
-    bystander.send_json(json!({ "type": "ping", "nonce": 9 })).await;
-    assert_eq!(bystander.receive_json().await, json!({ "type": "pong", "nonce": 9 }));
+    bystander
+        .send_json(json!({ "type": "ping", "nonce": 9 }))
+        .await;
+    assert_eq!(
+        bystander.receive_json().await,
+        json!({ "type": "pong", "nonce": 9 })
+    );
     server.stop().await;
 }
 

@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::{
-    api::system::{get_system_status, SystemStatus},
+    api::system::{SystemStatus, get_system_status},
     ui::live::{ConnectionState, LiveConnection},
 };
 
@@ -37,7 +37,9 @@ pub fn HomePage() -> impl IntoView {
 #[component]
 fn ServerFacts(status: SystemStatus) -> impl IntoView {
     let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
-    let schema = status.schema_version.map_or_else(|| "none".to_owned(), |v| v.to_string());
+    let schema = status
+        .schema_version
+        .map_or_else(|| "none".to_owned(), |v| v.to_string());
     view! {
         <dl class="facts">
             <dt>"Version"</dt>
@@ -60,7 +62,8 @@ fn ServerFacts(status: SystemStatus) -> impl IntoView {
 fn LiveConnectionCard() -> impl IntoView {
     let live = LiveConnection::expect();
     let round_trip = move || {
-        live.round_trip_ms().map_or_else(|| "—".to_owned(), |ms| format!("{ms:.1} ms"))
+        live.round_trip_ms()
+            .map_or_else(|| "—".to_owned(), |ms| format!("{ms:.1} ms"))
     };
     view! {
         <section class="card" aria-labelledby="live-heading">

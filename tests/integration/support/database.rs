@@ -26,15 +26,20 @@ impl TestDatabase {
     pub async fn create(backend: Backend) -> Self {
         let directory = tempfile::tempdir().expect("temporary directory");
         let (location, postgres) = match backend {
-            Backend::Sqlite => {
-                (DatabaseLocation::SqliteFile(directory.path().join("tidings.db")), None)
-            }
+            Backend::Sqlite => (
+                DatabaseLocation::SqliteFile(directory.path().join("tidings.db")),
+                None,
+            ),
             Backend::Postgres => {
                 let database = PostgresDatabase::create().await;
                 (DatabaseLocation::Url(database.url.clone()), Some(database))
             }
         };
-        TestDatabase { location, directory, postgres }
+        TestDatabase {
+            location,
+            directory,
+            postgres,
+        }
     }
 
     /// The database URL for the server's configuration (`None`: the embedded default).
@@ -48,7 +53,9 @@ impl TestDatabase {
 
     /// Connects and migrates, as the server does at start-up.
     pub async fn open(&self) -> Database {
-        let database = Database::connect(&self.location).await.expect("database opens");
+        let database = Database::connect(&self.location)
+            .await
+            .expect("database opens");
         database.migrate().await.expect("migrations apply");
         database
     }
@@ -69,10 +76,19 @@ impl PostgresDatabase {
             )
         });
         let name = format!("tidings_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&admin_url).await.expect("PostgreSQL answers");
-        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create database");
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .expect("PostgreSQL answers");
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create database");
         let url = with_database(&admin_url, &name);
-        PostgresDatabase { admin_url, name, url }
+        PostgresDatabase {
+            admin_url,
+            name,
+            url,
+        }
     }
 }
 
@@ -83,7 +99,9 @@ impl Drop for PostgresDatabase {
         let admin_url = self.admin_url.clone();
         let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
         let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(async {
                 let mut admin = PgConnection::connect(&admin_url).await?;
                 admin.execute(statement.as_str()).await?;
@@ -98,7 +116,9 @@ impl Drop for PostgresDatabase {
 
 /// `url` with its database name replaced by `name`.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let authority_end = base.find("://").map_or(0, |i| i + 3);
     let root = match base[authority_end..].find('/') {
         Some(slash) => &base[..authority_end + slash],
@@ -112,7 +132,13 @@ fn with_database(url: &str, name: &str) -> String {
 
 #[test]
 fn replaces_the_database_of_a_url() {
-    assert_eq!(with_database("postgres://u:p@h:5432/postgres", "x"), "postgres://u:p@h:5432/x");
+    assert_eq!(
+        with_database("postgres://u:p@h:5432/postgres", "x"),
+        "postgres://u:p@h:5432/x"
+    );
     assert_eq!(with_database("postgres://u:p@h", "x"), "postgres://u:p@h/x");
-    assert_eq!(with_database("postgres://h/db?sslmode=disable", "x"), "postgres://h/x?sslmode=disable");
+    assert_eq!(
+        with_database("postgres://h/db?sslmode=disable", "x"),
+        "postgres://h/x?sslmode=disable"
+    );
 }

@@ -39,7 +39,14 @@ impl TestServer {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("HTTP client");
-        TestServer { address, http, state, shutdown, serving, _database: database }
+        TestServer {
+            address,
+            http,
+            state,
+            shutdown,
+            serving,
+            _database: database,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -51,7 +58,11 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(self.url(path)).send().await.expect("GET answered")
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET answered")
     }
 
     /// Opens a WebSocket to `path` (e.g. `/ws`).
@@ -63,7 +74,10 @@ impl TestServer {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(serving) = self.serving.take() {
-            serving.await.expect("server task").expect("server stops cleanly");
+            serving
+                .await
+                .expect("server task")
+                .expect("server stops cleanly");
         }
     }
 }

@@ -4,8 +4,8 @@ use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
-    tungstenite::{protocol::CloseFrame, Message},
     MaybeTlsStream, WebSocketStream,
+    tungstenite::{Message, protocol::CloseFrame},
 };
 
 /// How long a test waits for a frame before failing.
@@ -18,12 +18,17 @@ pub struct WsClient {
 
 impl WsClient {
     pub async fn connect(url: &str) -> Self {
-        let (stream, _response) = tokio_tungstenite::connect_async(url).await.expect("WebSocket upgrade");
+        let (stream, _response) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("WebSocket upgrade");
         WsClient { stream }
     }
 
     pub async fn send_text(&mut self, text: impl Into<String>) {
-        self.stream.send(Message::text(text.into())).await.expect("frame sent");
+        self.stream
+            .send(Message::text(text.into()))
+            .await
+            .expect("frame sent");
     }
 
     pub async fn send_json(&mut self, value: Value) {
@@ -31,7 +36,10 @@ impl WsClient {
     }
 
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
-        self.stream.send(Message::binary(bytes)).await.expect("frame sent");
+        self.stream
+            .send(Message::binary(bytes))
+            .await
+            .expect("frame sent");
     }
 
     /// The next text frame, parsed as JSON (pings and pongs are skipped).
