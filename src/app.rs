@@ -10,7 +10,8 @@ use leptos_router::{
 use crate::ui::{
     layout::Layout,
     live::LiveConnection,
-    pages::{HomePage, NotFound},
+    pages::{AccountPage, HomePage, LoginPage, NotFound, SetupPage, UsersPage},
+    session::Session,
 };
 
 /// The document around the app, rendered only on the server.
@@ -35,10 +36,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 }
 
 /// Pages render with [`SsrMode::Async`]: the server waits for their data and sends complete
-/// HTML, so every page works before (or without) the WASM.
+/// HTML, so every page works before (or without) the WASM. Which pages need a signed-in user
+/// is decided before rendering, by `auth::middleware`.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    Session::provide();
     LiveConnection::provide();
 
     view! {
@@ -48,6 +51,14 @@ pub fn App() -> impl IntoView {
             <Layout>
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("setup") view=SetupPage ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("account") view=AccountPage ssr=SsrMode::Async/>
+                    <Route
+                        path=(StaticSegment("admin"), StaticSegment("users"))
+                        view=UsersPage
+                        ssr=SsrMode::Async
+                    />
                 </Routes>
             </Layout>
         </Router>

@@ -6,7 +6,7 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// File name of the embedded SQLite database inside the data directory.
 const SQLITE_FILE_NAME: &str = "tidings.db";
@@ -42,6 +42,47 @@ pub struct Config {
     /// Path of the Leptos runtime settings.
     #[arg(long, env = "TIDINGS_LEPTOS_CONFIG", default_value = "Leptos.toml")]
     pub leptos_config: PathBuf,
+
+    /// How long a browser session lasts without use, in hours; use renews it.
+    #[arg(long, env = "TIDINGS_SESSION_TTL_HOURS", default_value_t = 336,
+          value_parser = clap::value_parser!(u32).range(1..=8760))]
+    pub session_ttl_hours: u32,
+
+    /// Mark the session cookie `Secure`: set this when users reach Tidings over HTTPS.
+    #[arg(long, env = "TIDINGS_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
+    /// Username of an administrator to create at start-up when no user exists yet (with
+    /// `TIDINGS_ADMIN_PASSWORD`); ignored once any user exists.
+    #[arg(long, env = "TIDINGS_ADMIN_USER")]
+    pub admin_user: Option<String>,
+
+    /// Password of that administrator.
+    #[arg(long, env = "TIDINGS_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Administrative commands run against the configured database, then exit.
+#[derive(Clone, Debug, Subcommand)]
+pub enum Command {
+    /// Create a user. The password is read from TIDINGS_PASSWORD or, without it, from the first
+    /// line of standard input.
+    CreateUser {
+        username: String,
+        /// Name shown in the UI [default: the username].
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Set a new password for a user and end their sessions. The password is read like for
+    /// `create-user`.
+    ResetPassword { username: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

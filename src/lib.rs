@@ -5,8 +5,9 @@
 //!
 //! - Shared by both sides: [`app`] and [`ui`] (pages and components), [`api`] (server functions),
 //!   [`protocol`] (WebSocket messages), [`error`].
-//! - Server only (`ssr`): [`config`], [`db`] (all SQL), [`services`] (the logic), [`server`]
-//!   (HTTP routes, WebSocket, shutdown).
+//! - Server only (`ssr`): [`config`], [`db`] (all SQL), [`auth`] (credentials, the current
+//!   user, request middleware), [`services`] (the logic), [`server`] (HTTP routes, WebSocket,
+//!   shutdown).
 
 pub mod api;
 pub mod app;
@@ -14,6 +15,8 @@ pub mod error;
 pub mod protocol;
 pub mod ui;
 
+#[cfg(feature = "ssr")]
+pub mod auth;
 #[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]

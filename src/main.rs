@@ -2,10 +2,14 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Parser;
 use tidings::{
-    config::{Config, LogFormat},
+    api::accounts::Role,
+    config::{Command, Config, LogFormat},
+    db::Database,
     server::Server,
+    services::accounts,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -16,7 +20,11 @@ async fn main() -> ExitCode {
         eprintln!("tidings: invalid log filter {:?}: {error}", config.log);
         return ExitCode::FAILURE;
     }
-    match run(config).await {
+    let outcome = match config.command.clone() {
+        Some(command) => run_command(&config, command).await,
+        None => run(config).await,
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -45,9 +53,57 @@ async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs an administrative command against the configured database.
+async fn run_command(config: &Config, command: Command) -> anyhow::Result<()> {
+    let db = Database::connect(&config.database_location())
+        .await
+        .context("cannot open the database")?;
+    db.migrate().await?;
+    let outcome = match command {
+        Command::CreateUser {
+            username,
+            display_name,
+            admin,
+        } => {
+            let role = if admin { Role::Admin } else { Role::User };
+            let password = read_password()?;
+            accounts::create_user(&db, &username, &display_name, &password, role)
+                .await
+                .map(|user| println!("created {} ({})", user.username, user.role.as_str()))
+        }
+        Command::ResetPassword { username } => {
+            let password = read_password()?;
+            accounts::set_password_by_username(&db, &username, &password)
+                .await
+                .map(|()| {
+                    println!(
+                        "password of {} changed; their sessions ended",
+                        username.trim()
+                    )
+                })
+        }
+    };
+    db.close().await;
+    outcome.map_err(|error| anyhow::anyhow!("{error}"))
+}
+
+/// The password for a command: `TIDINGS_PASSWORD`, else the first line of standard input.
+fn read_password() -> anyhow::Result<String> {
+    if let Ok(password) = std::env::var("TIDINGS_PASSWORD") {
+        return Ok(password);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
 fn init_logging(config: &Config) -> Result<(), tracing_subscriber::filter::ParseError> {
     let filter = EnvFilter::try_new(&config.log)?;
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),

@@ -1,11 +1,16 @@
 import path from 'node:path';
 
-import { artifactsDir, expect, test, waitUntilLive } from './support/fixtures';
+import { artifactsDir, expect, signIn, test, waitUntilLive } from './support/fixtures';
+
+test.beforeEach(async ({ page }) => {
+  await signIn(page);
+});
 
 test('the dashboard is rendered by the server, before any WASM runs', async ({ browser, server }) => {
-  const context = await browser.newContext({ javaScriptEnabled: false });
+  const context = await browser.newContext({ javaScriptEnabled: false, baseURL: server.url });
   const page = await context.newPage();
-  const response = await page.goto(`${server.url}/`);
+  await signIn(page);
+  const response = await page.goto('/');
   expect(response?.status()).toBe(200);
   await expect(page).toHaveTitle('Dashboard · Tidings');
   await expect(page.getByRole('heading', { level: 1, name: 'Dashboard' })).toBeVisible();
@@ -57,9 +62,11 @@ test('dark theme and a phone-sized screen', async ({ browser, server }) => {
     colorScheme: 'dark',
     viewport: { width: 390, height: 844 },
     deviceScaleFactor: 2,
+    baseURL: server.url,
   });
   const page = await context.newPage();
-  await page.goto(`${server.url}/`);
+  await signIn(page);
+  await page.goto('/');
   await waitUntilLive(page);
   const background = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
   expect(background).toBe('rgb(15, 17, 23)');

@@ -24,5 +24,6 @@ pub struct SystemStatus {
 #[server(endpoint = "system/status")]
 pub async fn get_system_status() -> Result<SystemStatus, AppError> {
     let state = expect_context::<crate::server::AppState>();
+    crate::auth::CurrentUser::from_leptos_context()?;
     crate::services::system::status(&state).await
 }

@@ -5,7 +5,10 @@
 //! whose SQL is the same on both is written once and run on either pool through
 //! [`on_pool!`]. Backend-specific SQL (row locking, notifications) matches on [`Database`].
 
+mod api_tokens;
 mod server_meta;
+mod sessions;
+mod users;
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -16,7 +19,10 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
+pub use api_tokens::TokenOwner;
 pub use server_meta::MetaKey;
+pub use sessions::Session;
+pub use users::NewUser;
 
 use crate::config::DatabaseLocation;
 
@@ -78,6 +84,22 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// An insert hit a unique constraint (a name already taken).
+    #[error("duplicate value")]
+    Duplicate,
+    /// A stored value that the code cannot interpret.
+    #[error("unexpected data in the database: {0}")]
+    Corrupt(String),
+}
+
+impl DbError {
+    /// Classifies an insert error: unique violations become [`DbError::Duplicate`].
+    fn from_insert(error: sqlx::Error) -> Self {
+        match error.as_database_error() {
+            Some(database_error) if database_error.is_unique_violation() => DbError::Duplicate,
+            _ => DbError::Sqlx(error),
+        }
+    }
 }
 
 impl Database {
@@ -167,6 +189,27 @@ impl Database {
     /// Waits for in-flight queries and closes every pooled connection.
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await);
+    }
+}
+
+/// Database failures as the API reports them: a taken name is a conflict, an unreachable
+/// database is "unavailable", anything else is logged here and answered as an internal error.
+impl From<DbError> for crate::error::AppError {
+    fn from(error: DbError) -> Self {
+        use crate::error::AppError;
+        match error {
+            DbError::Duplicate => AppError::Conflict("this already exists".into()),
+            DbError::Sqlx(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+            ) => {
+                tracing::warn!(%error, "database unavailable");
+                AppError::Unavailable("the database is not answering".into())
+            }
+            error => {
+                tracing::error!(%error, "database error");
+                AppError::Internal
+            }
+        }
     }
 }
 

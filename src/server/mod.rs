@@ -1,13 +1,23 @@
 //! The HTTP server: one axum router for pages, server functions, health checks and the
 //! WebSocket, bound to its listener, with graceful shutdown.
 
+mod auth_api;
+mod extract;
 mod health;
+mod security;
+mod server_fns;
 mod ws;
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use axum::{Router, extract::FromRef, routing::get};
+use axum::{
+    Router,
+    extract::FromRef,
+    http::request::Parts,
+    middleware,
+    routing::{get, post},
+};
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -17,13 +27,19 @@ use tower_http::{compression::CompressionLayer, trace::TraceLayer};
 
 use crate::{
     app::{App, shell},
+    auth::AuthState,
     config::Config,
     db::Database,
+    services,
 };
+
+pub use server_fns::{leptos_client_address, set_leptos_cookie};
 
 /// How long open connections get to finish after a shutdown signal before the server stops
 /// waiting for them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often expired sessions are deleted.
+const SESSION_PRUNE_INTERVAL: Duration = Duration::from_secs(60 * 60);
 
 /// Everything a request handler, server function or socket may need, cheap to clone.
 #[derive(Clone, FromRef)]
@@ -31,6 +47,7 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub db: Database,
     pub info: Arc<ServerInfo>,
+    pub auth: Arc<AuthState>,
     /// Cancelled when the server begins to shut down; long-lived tasks (sockets) watch it.
     pub shutdown: CancellationToken,
 }
@@ -78,8 +95,19 @@ impl Server {
                 started_at,
                 installed_at,
             }),
+            auth: Arc::new(AuthState::new(
+                chrono::Duration::hours(i64::from(config.session_ttl_hours)),
+                config.secure_cookies,
+            )),
             shutdown: CancellationToken::new(),
         };
+        if let (Some(username), Some(password)) = (&config.admin_user, &config.admin_password) {
+            services::accounts::bootstrap_admin(&state, username, password)
+                .await
+                .map_err(|error| {
+                    anyhow::anyhow!("cannot create the administrator {username}: {error}")
+                })?;
+        }
         Ok(Server { listener, state })
     }
 
@@ -105,6 +133,7 @@ impl Server {
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let serving =
             axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        tokio::spawn(prune_sessions_periodically(state.clone()));
         let deadline = async {
             shutdown.cancelled().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -122,7 +151,10 @@ fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context = {
         let state = state.clone();
-        move || provide_context(state.clone())
+        move || {
+            provide_context(state.clone());
+            provide_csp_nonce();
+        }
     };
     let render_shell = {
         let options = state.leptos_options.clone();
@@ -132,14 +164,47 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/ws", get(ws::upgrade))
+        .route("/api/auth/login", post(auth_api::login))
+        .route("/api/auth/logout", post(auth_api::logout))
+        .route("/api/auth/me", get(auth_api::me))
         .leptos_routes_with_context(&state, routes, context.clone(), render_shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,
             _,
         >(context, shell))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::middleware::authenticate,
+        ))
+        .layer(middleware::from_fn(server_fns::error_status))
+        .layer(middleware::from_fn(security::headers))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Hands the response's CSP nonce to Leptos, which puts it on the scripts it renders.
+fn provide_csp_nonce() {
+    let nonce = use_context::<Parts>()
+        .and_then(|parts| parts.extensions.get::<security::CspNonce>().cloned());
+    if let Some(security::CspNonce(nonce)) = nonce {
+        provide_context(leptos::nonce::Nonce::from_value(nonce));
+    }
+}
+
+async fn prune_sessions_periodically(state: AppState) {
+    let mut ticks = tokio::time::interval(SESSION_PRUNE_INTERVAL);
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match services::accounts::prune_sessions(&state.db, Utc::now()).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "expired sessions deleted"),
+            Err(error) => tracing::warn!(%error, "could not delete expired sessions"),
+        }
+    }
 }
 
 /// Reads Leptos' runtime settings; `LEPTOS_*` environment variables override the file.

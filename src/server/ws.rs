@@ -12,14 +12,19 @@ use axum::{
         State,
         ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code},
     },
+    http::HeaderMap,
     response::Response,
 };
 use tokio::time::{Instant, interval_at};
 use tokio_util::sync::CancellationToken;
 
 use super::AppState;
-use crate::protocol::{
-    ClientMessage, ErrorCode, MAX_CLIENT_MESSAGE_BYTES, PROTOCOL_VERSION, ServerMessage,
+use crate::{
+    auth::{CurrentUser, middleware::is_same_origin},
+    error::AppError,
+    protocol::{
+        ClientMessage, ErrorCode, MAX_CLIENT_MESSAGE_BYTES, PROTOCOL_VERSION, ServerMessage,
+    },
 };
 
 /// How often the server pings an idle client.
@@ -27,11 +32,21 @@ const PING_INTERVAL: Duration = Duration::from_secs(10);
 /// A client that sends nothing (not even a pong) for this long is considered gone.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub async fn upgrade(socket: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    socket
+/// Accepts the upgrade for a signed-in caller (session or API token) from a page of this site;
+/// a socket opened by another site's page (cross-site WebSocket hijacking) is refused with 403.
+pub async fn upgrade(
+    caller: CurrentUser,
+    headers: HeaderMap,
+    State(state): State<AppState>,
+    socket: WebSocketUpgrade,
+) -> Result<Response, AppError> {
+    if !is_same_origin(&headers) {
+        return Err(AppError::Forbidden("cross-site WebSocket refused".into()));
+    }
+    Ok(socket
         .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
         .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
-        .on_upgrade(move |socket| serve_connection(socket, state.shutdown))
+        .on_upgrade(move |socket| serve_connection(socket, caller, state.shutdown)))
 }
 
 /// What the connection does after a frame from the client.
@@ -41,8 +56,8 @@ enum Next {
     Stop,
 }
 
-async fn serve_connection(mut socket: WebSocket, shutdown: CancellationToken) {
-    tracing::debug!("websocket connected");
+async fn serve_connection(mut socket: WebSocket, caller: CurrentUser, shutdown: CancellationToken) {
+    tracing::debug!(user = %caller.user.username, "websocket connected");
     let hello = ServerMessage::Hello {
         protocol_version: PROTOCOL_VERSION,
         server_version: crate::VERSION.to_owned(),

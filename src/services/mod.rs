@@ -1,4 +1,5 @@
 //! The service layer: the logic of Tidings, once. Server functions, REST handlers and
 //! WebSocket handlers parse their input, call a service and render its answer.
 
+pub mod accounts;
 pub mod system;

@@ -1,12 +1,28 @@
-//! The frame around every page: header with navigation and live status, main area, footer.
+//! The frame around every page: header with navigation, live status and the user's menu,
+//! main area, footer.
 
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use crate::ui::components::ConnectionIndicator;
+use crate::{
+    api::accounts::{Logout, Role, User},
+    ui::{
+        components::ConnectionIndicator,
+        live::LiveConnection,
+        session::{Session, full_page_load},
+    },
+};
 
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
+    let session = Session::expect();
+    let live = LiveConnection::expect();
+    // The live connection needs a session: open it once the user is known.
+    Effect::new(move |_| {
+        if session.user().is_some() {
+            live.connect();
+        }
+    });
     view! {
         <a class="skip-link" href="#main">"Skip to content"</a>
         <header class="site-header">
@@ -15,15 +31,37 @@ pub fn Layout(children: Children) -> impl IntoView {
                     <img src="/favicon.svg" alt="" width="28" height="28"/>
                     <span>"Tidings"</span>
                 </A>
-                <nav class="site-nav" aria-label="Main">
-                    <A href="/" exact=true>"Dashboard"</A>
-                </nav>
-                <ConnectionIndicator/>
+                <Suspense>
+                    {move || session.user().map(|user| view! { <SignedInHeader user/> })}
+                </Suspense>
             </div>
         </header>
         <main id="main" class="site-main">{children()}</main>
         <footer class="site-footer">
             <p>"Tidings " {crate::VERSION} " · background work you can watch"</p>
         </footer>
+    }
+}
+
+#[component]
+fn SignedInHeader(user: User) -> impl IntoView {
+    let logout = ServerAction::<Logout>::new();
+    Effect::new(move |_| {
+        if matches!(logout.value().get(), Some(Ok(()))) {
+            full_page_load("/login");
+        }
+    });
+    view! {
+        <nav class="site-nav" aria-label="Main">
+            <A href="/" exact=true>"Dashboard"</A>
+            {(user.role == Role::Admin).then(|| view! { <A href="/admin/users">"Users"</A> })}
+        </nav>
+        <ConnectionIndicator/>
+        <div class="user-menu">
+            <A href="/account" attr:class="user-menu__name">{user.display_name}</A>
+            <ActionForm action=logout>
+                <button class="button button--quiet" type="submit">"Sign out"</button>
+            </ActionForm>
+        </div>
     }
 }

@@ -72,8 +72,8 @@ pub struct LiveConnection {
 }
 
 impl LiveConnection {
-    /// Creates the tab's connection and provides it to the component tree. In the browser the
-    /// socket opens once the page has hydrated.
+    /// Creates the tab's connection and provides it to the component tree; it opens on
+    /// [`LiveConnection::connect`].
     pub fn provide() -> Self {
         let live = LiveConnection {
             state: RwSignal::new(ConnectionState::Connecting),
@@ -82,9 +82,16 @@ impl LiveConnection {
             outbox: StoredValue::new(None),
         };
         provide_context(live);
-        #[cfg(feature = "hydrate")]
-        Effect::new(move |_| browser::start(live));
         live
+    }
+
+    /// Opens the socket (in the browser, once; later calls do nothing) and keeps it open,
+    /// reconnecting whenever it drops.
+    pub fn connect(&self) {
+        #[cfg(feature = "hydrate")]
+        if self.outbox.with_value(Option::is_none) {
+            browser::start(*self);
+        }
     }
 
     /// The connection provided by [`LiveConnection::provide`].

@@ -1,6 +1,8 @@
 //! Pages and components, rendered on the server and hydrated in the browser.
 
 pub mod components;
+pub mod format;
 pub mod layout;
 pub mod live;
 pub mod pages;
+pub mod session;

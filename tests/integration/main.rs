@@ -6,6 +6,7 @@
 
 mod support;
 
+mod accounts;
 mod database;
 mod health;
 mod leptos_settings;

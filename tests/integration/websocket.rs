@@ -3,13 +3,13 @@
 use serde_json::json;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::support::{Backend, TestServer};
+use crate::support::{Actors, Backend, TestServer, WsClient};
 use tidings::protocol::{MAX_CLIENT_MESSAGE_BYTES, PROTOCOL_VERSION};
 
 #[tokio::test]
 async fn greets_then_answers_ping_with_pong() {
-    let server = TestServer::start(Backend::Sqlite).await;
-    let mut socket = server.websocket("/ws").await;
+    let (server, actors) = TestServer::with_actors(Backend::Sqlite).await;
+    let mut socket = open(&server, &actors).await;
     let hello = socket.receive_json().await;
     assert_eq!(hello["type"], "hello");
     assert_eq!(hello["protocol_version"], PROTOCOL_VERSION);
@@ -27,8 +27,8 @@ async fn greets_then_answers_ping_with_pong() {
 
 #[tokio::test]
 async fn malformed_frames_get_an_error_and_the_connection_stays_open() {
-    let server = TestServer::start(Backend::Sqlite).await;
-    let mut socket = server.websocket("/ws").await;
+    let (server, actors) = TestServer::with_actors(Backend::Sqlite).await;
+    let mut socket = open(&server, &actors).await;
     socket.receive_json().await;
     let bad_frames = [
         "not json",
@@ -59,11 +59,11 @@ async fn malformed_frames_get_an_error_and_the_connection_stays_open() {
 
 #[tokio::test]
 async fn an_oversized_frame_closes_with_1009_and_others_are_unaffected() {
-    let server = TestServer::start(Backend::Sqlite).await;
-    let mut bystander = server.websocket("/ws").await;
+    let (server, actors) = TestServer::with_actors(Backend::Sqlite).await;
+    let mut bystander = open(&server, &actors).await;
     bystander.receive_json().await;
 
-    let mut socket = server.websocket("/ws").await;
+    let mut socket = open(&server, &actors).await;
     socket.receive_json().await;
     let padding = "x".repeat(MAX_CLIENT_MESSAGE_BYTES);
     socket
@@ -77,7 +77,7 @@ async fn an_oversized_frame_closes_with_1009_and_others_are_unaffected() {
     assert!(close.reason.contains("too large"), "{}", close.reason);
 
     // Just under the limit is still answered (with an error: the frame is not a valid ping).
-    let mut socket = server.websocket("/ws").await;
+    let mut socket = open(&server, &actors).await;
     socket.receive_json().await;
     socket
         .send_text(" ".repeat(MAX_CLIENT_MESSAGE_BYTES - 2) + "{}")
@@ -96,11 +96,19 @@ async fn an_oversized_frame_closes_with_1009_and_others_are_unaffected() {
 
 #[tokio::test]
 async fn shutdown_closes_sockets_with_going_away() {
-    let server = TestServer::start(Backend::Sqlite).await;
-    let mut socket = server.websocket("/ws").await;
+    let (server, actors) = TestServer::with_actors(Backend::Sqlite).await;
+    let mut socket = open(&server, &actors).await;
     socket.receive_json().await;
     let stopping = tokio::spawn(server.stop());
     let close = socket.receive_close().await.expect("a close frame");
     assert_eq!(close.code, CloseCode::Away);
     stopping.await.unwrap();
+}
+
+async fn open(server: &TestServer, actors: &Actors) -> WsClient {
+    actors
+        .user_a
+        .websocket(server, "/ws")
+        .await
+        .expect("signed-in users may connect")
 }

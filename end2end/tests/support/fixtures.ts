@@ -1,7 +1,9 @@
 import { test as base, expect, Page } from '@playwright/test';
 import path from 'node:path';
 
-import { TidingsServer } from './server';
+import { ADMIN, TidingsServer } from './server';
+
+export { ADMIN };
 
 /** Where screenshots are kept as test artefacts. */
 export const artifactsDir = path.resolve(__dirname, '../../artifacts');
@@ -36,6 +38,12 @@ export const test = base.extend<Fixtures, WorkerFixtures>({
 });
 
 export { expect };
+
+/** Signs the page's browser context in through the REST API (the login form has its own tests). */
+export async function signIn(page: Page, username = ADMIN.username, password = ADMIN.password): Promise<void> {
+  const response = await page.request.post('/api/auth/login', { data: { username, password } });
+  expect(response.status()).toBe(200);
+}
 
 /** Waits until the page's WASM has hydrated and its live connection is up. */
 export async function waitUntilLive(page: Page): Promise<void> {

@@ -12,17 +12,25 @@ const projectRoot = path.resolve(__dirname, '../../..');
 const binary = process.env.TIDINGS_BIN ?? path.join(projectRoot, 'target/release/tidings');
 const READY_TIMEOUT_MS = 30_000;
 
+/** The administrator that servers started with `withAdmin` create at start-up. */
+export const ADMIN = { username: 'admin', password: 'e2e admin passphrase' };
+
 export class TidingsServer {
   private process?: ChildProcess;
 
   private constructor(
     readonly port: number,
     readonly dataDir: string,
+    private readonly withAdmin: boolean,
   ) {}
 
-  /** Starts a server on a free port with an empty data directory. */
-  static async start(): Promise<TidingsServer> {
-    const server = new TidingsServer(await freePort(), mkdtempSync(path.join(tmpdir(), 'tidings-e2e-')));
+  /**
+   * Starts a server on a free port with an empty data directory; with `withAdmin` it creates
+   * the administrator {@link ADMIN} at start-up, else it starts at the first-run setup.
+   */
+  static async start({ withAdmin = true } = {}): Promise<TidingsServer> {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'tidings-e2e-'));
+    const server = new TidingsServer(await freePort(), dataDir, withAdmin);
     await server.launch();
     return server;
   }
@@ -35,7 +43,12 @@ export class TidingsServer {
   async launch(): Promise<void> {
     this.process = spawn(binary, ['--listen', `127.0.0.1:${this.port}`, '--data-dir', this.dataDir], {
       cwd: projectRoot,
-      env: { ...process.env, LEPTOS_ENV: 'PROD', TIDINGS_LOG: process.env.TIDINGS_LOG ?? 'warn' },
+      env: {
+        ...process.env,
+        LEPTOS_ENV: 'PROD',
+        TIDINGS_LOG: process.env.TIDINGS_LOG ?? 'warn',
+        ...(this.withAdmin ? { TIDINGS_ADMIN_USER: ADMIN.username, TIDINGS_ADMIN_PASSWORD: ADMIN.password } : {}),
+      },
       stdio: ['ignore', 'inherit', 'inherit'],
     });
     await waitUntilReady(`${this.url}/readyz`, this.process);

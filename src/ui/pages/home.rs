@@ -3,7 +3,10 @@ use leptos_meta::Title;
 
 use crate::{
     api::system::{SystemStatus, get_system_status},
-    ui::live::{ConnectionState, LiveConnection},
+    ui::{
+        format::date_time,
+        live::{ConnectionState, LiveConnection},
+    },
 };
 
 /// The dashboard: what the server runs on, and this tab's live connection.
@@ -36,7 +39,6 @@ pub fn HomePage() -> impl IntoView {
 
 #[component]
 fn ServerFacts(status: SystemStatus) -> impl IntoView {
-    let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     let schema = status
         .schema_version
         .map_or_else(|| "none".to_owned(), |v| v.to_string());
@@ -49,9 +51,9 @@ fn ServerFacts(status: SystemStatus) -> impl IntoView {
             <dt>"Schema"</dt>
             <dd>{schema}</dd>
             <dt>"Installed"</dt>
-            <dd>{time(status.installed_at)}</dd>
+            <dd>{date_time(status.installed_at)}</dd>
             <dt>"Running since"</dt>
-            <dd>{time(status.started_at)}</dd>
+            <dd>{date_time(status.started_at)}</dd>
         </dl>
     }
 }

@@ -1,9 +1,11 @@
 //! The test harness: temporary databases, a running server, and clients for it.
 
+mod actors;
 mod database;
 mod server;
 mod websocket;
 
+pub use actors::{Actor, Actors, Expect, PASSWORD};
 pub use database::{Backend, TestDatabase};
-pub use server::TestServer;
+pub use server::{TestServer, session_cookie};
 pub use websocket::WsClient;

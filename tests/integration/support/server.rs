@@ -21,15 +21,26 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts a server after `adjust` has changed its configuration.
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
         let database = TestDatabase::create(backend).await;
-        let config = Config {
+        let mut config = Config {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             data_dir: database.data_dir(),
             database_url: database.url(),
             log: "warn".into(),
             log_format: LogFormat::Text,
             leptos_config: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Leptos.toml"),
+            session_ttl_hours: 24,
+            secure_cookies: false,
+            admin_user: None,
+            admin_password: None,
+            command: None,
         };
+        adjust(&mut config);
         let server = Server::bind(&config).await.expect("server starts");
         let address = server.local_addr();
         let state = server.state().clone();
@@ -65,9 +76,36 @@ impl TestServer {
             .expect("GET answered")
     }
 
-    /// Opens a WebSocket to `path` (e.g. `/ws`).
-    pub async fn websocket(&self, path: &str) -> WsClient {
-        WsClient::connect(&format!("ws://{}{path}", self.address)).await
+    /// The `Origin` of the site's own pages.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Opens a WebSocket to `path` (e.g. `/ws`) with extra request headers, or returns the
+    /// status the upgrade was refused with.
+    pub async fn websocket_with(
+        &self,
+        path: &str,
+        headers: &[(reqwest::header::HeaderName, String)],
+    ) -> Result<WsClient, reqwest::StatusCode> {
+        WsClient::connect(&format!("ws://{}{path}", self.address), headers).await
+    }
+
+    /// Signs in through the REST API and returns the session cookie (`name=value`).
+    pub async fn sign_in(&self, username: &str, password: &str) -> String {
+        let response = self
+            .http
+            .post(self.url("/api/auth/login"))
+            .json(&serde_json::json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::OK,
+            "sign in as {username}"
+        );
+        session_cookie(&response).expect("a session cookie")
     }
 
     /// Shuts the server down gracefully and waits until it has stopped.
@@ -80,6 +118,18 @@ impl TestServer {
                 .expect("server stops cleanly");
         }
     }
+}
+
+/// The `name=value` of the session cookie a response sets, if any.
+pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with("tidings_session="))
+        .and_then(|value| value.split(';').next())
+        .map(str::to_owned)
 }
 
 impl Drop for TestServer {

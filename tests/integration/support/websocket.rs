@@ -1,11 +1,12 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use reqwest::{StatusCode, header::HeaderName};
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
-    tungstenite::{Message, protocol::CloseFrame},
+    tungstenite::{Error, Message, client::IntoClientRequest, http, protocol::CloseFrame},
 };
 
 /// How long a test waits for a frame before failing.
@@ -17,11 +18,20 @@ pub struct WsClient {
 }
 
 impl WsClient {
-    pub async fn connect(url: &str) -> Self {
-        let (stream, _response) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("WebSocket upgrade");
-        WsClient { stream }
+    /// Connects with extra request headers; a refused upgrade gives its HTTP status.
+    pub async fn connect(url: &str, headers: &[(HeaderName, String)]) -> Result<Self, StatusCode> {
+        let mut request = url.into_client_request().expect("valid WebSocket URL");
+        for (name, value) in headers {
+            let name = http::HeaderName::from_bytes(name.as_str().as_bytes()).unwrap();
+            request.headers_mut().insert(name, value.parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((stream, _response)) => Ok(WsClient { stream }),
+            Err(Error::Http(response)) => {
+                Err(StatusCode::from_u16(response.status().as_u16()).unwrap())
+            }
+            Err(error) => panic!("WebSocket connection failed: {error}"),
+        }
     }
 
     pub async fn send_text(&mut self, text: impl Into<String>) {
