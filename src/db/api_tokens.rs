@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Database, DbError, on_pool, users::USER_COLUMNS, users::UserRow};
+use super::{Database, DbError, execute, on_pool, users::USER_COLUMNS, users::UserRow};
 use crate::api::accounts::{ApiTokenInfo, User};
 
 const TOKEN_COLUMNS: &str =
@@ -101,27 +101,23 @@ impl Database {
         token_id: i64,
         used_at: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        on_pool!(self, |pool| {
-            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
-                .bind(used_at)
-                .bind(token_id)
-                .execute(pool)
-                .await
-                .map(drop)
-        })?;
+        execute!(
+            self,
+            "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2",
+            used_at,
+            token_id
+        )?;
         Ok(())
     }
 
     /// Deletes a token of this user. Returns whether there was one.
     pub async fn delete_api_token(&self, user_id: i64, token_id: i64) -> Result<bool, DbError> {
-        let deleted = on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND user_id = $2")
-                .bind(token_id)
-                .bind(user_id)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })?;
+        let deleted = execute!(
+            self,
+            "DELETE FROM api_tokens WHERE id = $1 AND user_id = $2",
+            token_id,
+            user_id
+        )?;
         Ok(deleted == 1)
     }
 }

@@ -48,6 +48,21 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Runs one statement with its bound values on either backend and returns the number of rows
+/// it affected.
+macro_rules! execute {
+    ($database:expr, $sql:expr $(, $value:expr)* $(,)?) => {
+        $crate::db::on_pool!($database, |pool| {
+            sqlx::query($sql)
+                $(.bind($value))*
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+    };
+}
+pub(crate) use execute;
+
 /// A connection pool to the configured database.
 #[derive(Clone, Debug)]
 pub enum Database {
@@ -169,10 +184,7 @@ impl Database {
 
     /// Checks that the database answers a query.
     pub async fn ping(&self) -> Result<(), DbError> {
-        on_pool!(self, |pool| sqlx::query("SELECT 1")
-            .execute(pool)
-            .await
-            .map(drop))?;
+        execute!(self, "SELECT 1")?;
         Ok(())
     }
 

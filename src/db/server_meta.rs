@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{Database, DbError, on_pool};
+use super::{Database, DbError, execute, on_pool};
 
 /// The keys Tidings stores in `server_meta`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,18 +40,14 @@ impl Database {
 
     /// Sets one value of `server_meta`, replacing any earlier value.
     pub async fn set_meta(&self, key: MetaKey, value: &str) -> Result<(), DbError> {
-        on_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO server_meta (key, value, updated_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            )
-            .bind(key.as_str())
-            .bind(value)
-            .bind(Utc::now())
-            .execute(pool)
-            .await
-            .map(drop)
-        })?;
+        execute!(
+            self,
+            "INSERT INTO server_meta (key, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            key.as_str(),
+            value,
+            Utc::now(),
+        )?;
         Ok(())
     }
 
@@ -64,18 +60,14 @@ impl Database {
     ) -> Result<DateTime<Utc>, DbError> {
         let started = started_at.to_rfc3339_opts(SecondsFormat::Millis, true);
         // Two nodes may start at once: the insert keeps whichever came first.
-        on_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO server_meta (key, value, updated_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(MetaKey::InstalledAt.as_str())
-            .bind(&started)
-            .bind(started_at)
-            .execute(pool)
-            .await
-            .map(drop)
-        })?;
+        execute!(
+            self,
+            "INSERT INTO server_meta (key, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO NOTHING",
+            MetaKey::InstalledAt.as_str(),
+            &started,
+            started_at,
+        )?;
         self.set_meta(MetaKey::LastStartedAt, &started).await?;
         self.set_meta(MetaKey::LastServerVersion, server_version)
             .await?;

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Database, DbError, on_pool, users::USER_COLUMNS, users::UserRow};
+use super::{Database, DbError, execute, on_pool, users::USER_COLUMNS, users::UserRow};
 use crate::api::accounts::User;
 
 #[derive(sqlx::FromRow)]
@@ -25,16 +25,14 @@ impl Database {
         user_id: i64,
         expires_at: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        on_pool!(self, |pool| {
-            sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-                .bind(token_hash)
-                .bind(user_id)
-                .bind(Utc::now())
-                .bind(expires_at)
-                .execute(pool)
-                .await
-                .map(drop)
-        })?;
+        execute!(
+            self,
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            token_hash,
+            user_id,
+            Utc::now(),
+            expires_at
+        )?;
         Ok(())
     }
 
@@ -66,25 +64,21 @@ impl Database {
         token_hash: &[u8],
         expires_at: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        on_pool!(self, |pool| {
-            sqlx::query("UPDATE sessions SET expires_at = $1 WHERE token_hash = $2")
-                .bind(expires_at)
-                .bind(token_hash)
-                .execute(pool)
-                .await
-                .map(drop)
-        })?;
+        execute!(
+            self,
+            "UPDATE sessions SET expires_at = $1 WHERE token_hash = $2",
+            expires_at,
+            token_hash
+        )?;
         Ok(())
     }
 
     pub async fn delete_session(&self, token_hash: &[u8]) -> Result<(), DbError> {
-        on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-                .bind(token_hash)
-                .execute(pool)
-                .await
-                .map(drop)
-        })?;
+        execute!(
+            self,
+            "DELETE FROM sessions WHERE token_hash = $1",
+            token_hash
+        )?;
         Ok(())
     }
 
@@ -96,26 +90,18 @@ impl Database {
         keep: Option<&[u8]>,
     ) -> Result<u64, DbError> {
         let keep = keep.unwrap_or_default();
-        let deleted = on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
-                .bind(user_id)
-                .bind(keep)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })?;
+        let deleted = execute!(
+            self,
+            "DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2",
+            user_id,
+            keep
+        )?;
         Ok(deleted)
     }
 
     /// Deletes sessions that expired before `now`. Returns how many.
     pub async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, DbError> {
-        let deleted = on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-                .bind(now)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })?;
+        let deleted = execute!(self, "DELETE FROM sessions WHERE expires_at <= $1", now)?;
         Ok(deleted)
     }
 }

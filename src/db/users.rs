@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Database, DbError, on_pool};
+use super::{Database, DbError, execute, on_pool};
 use crate::api::accounts::{Role, User};
 
 /// Columns of a user as the rest of the app sees it (no password hash).
@@ -194,15 +194,13 @@ impl Database {
     }
 
     pub async fn set_user_active(&self, id: i64, active: bool) -> Result<bool, DbError> {
-        let affected = on_pool!(self, |pool| {
-            sqlx::query("UPDATE users SET active = $1, updated_at = $2 WHERE id = $3")
-                .bind(active)
-                .bind(Utc::now())
-                .bind(id)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })?;
+        let affected = execute!(
+            self,
+            "UPDATE users SET active = $1, updated_at = $2 WHERE id = $3",
+            active,
+            Utc::now(),
+            id
+        )?;
         Ok(affected == 1)
     }
 
@@ -214,15 +212,7 @@ impl Database {
         value: &str,
     ) -> Result<bool, DbError> {
         let query = format!("UPDATE users SET {column} = $1, updated_at = $2 WHERE id = $3");
-        let affected = on_pool!(self, |pool| {
-            sqlx::query(&query)
-                .bind(value)
-                .bind(Utc::now())
-                .bind(id)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })?;
+        let affected = execute!(self, &query, value, Utc::now(), id)?;
         Ok(affected == 1)
     }
 }
