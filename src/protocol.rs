@@ -141,6 +141,32 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_frame_parses_or_errs_without_panicking(frame in ".{0,512}") {
+            let _ = ClientMessage::parse(&frame);
+        }
+
+        #[test]
+        fn any_json_object_frame_parses_or_errs(
+            kind in "[a-z_]{0,12}",
+            nonce in proptest::num::i128::ANY,
+            extra in proptest::option::of("[a-z]{1,8}"),
+        ) {
+            let mut frame = serde_json::json!({ "type": kind, "nonce": nonce.to_string() });
+            if let Some(extra) = extra {
+                frame[extra] = serde_json::Value::Bool(true);
+            }
+            proptest::prop_assert!(ClientMessage::parse(&frame.to_string()).is_err());
+        }
+
+        #[test]
+        fn every_ping_round_trips(nonce in proptest::num::u64::ANY) {
+            let ping = ClientMessage::Ping { nonce };
+            proptest::prop_assert_eq!(ClientMessage::parse(&ping.to_frame()).unwrap(), ping);
+        }
+    }
+
     #[test]
     fn malformed_reply_names_the_problem() {
         let error = ClientMessage::parse(r#"{"type":"ping"}"#).unwrap_err();

@@ -227,6 +227,15 @@ mod tests {
         assert_eq!(local_redirect_target(None), "/");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn redirect_targets_never_leave_the_site(next in "\\PC{0,64}") {
+            let target = local_redirect_target(Some(&next));
+            proptest::prop_assert!(target.starts_with('/'));
+            proptest::prop_assert!(!target.starts_with("//") && !target.starts_with("/\\"));
+        }
+    }
+
     #[test]
     fn roles_have_stable_names() {
         for role in [Role::Admin, Role::User] {

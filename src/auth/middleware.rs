@@ -239,6 +239,19 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn origin_checks_take_any_header_values(origin in "\\PC{0,64}", host in "\\PC{0,32}") {
+            let mut map = HeaderMap::new();
+            if let (Ok(origin), Ok(host)) = (HeaderValue::from_str(&origin), HeaderValue::from_str(&host)) {
+                map.insert(header::ORIGIN, origin);
+                map.insert(header::HOST, host);
+            }
+            let _ = is_same_origin(&map);
+            let _ = session_token(&map);
+        }
+    }
+
     #[test]
     fn the_session_cookie_is_found_among_others() {
         let found = session_token(&headers(&[(

@@ -425,6 +425,17 @@ mod tests {
         assert!(normalize_username(&"x".repeat(32)).is_ok());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn accepted_usernames_are_always_in_the_allowed_alphabet(input in "\\PC{0,40}") {
+            if let Ok(username) = normalize_username(&input) {
+                proptest::prop_assert!((3..=32).contains(&username.len()));
+                proptest::prop_assert!(username.bytes().all(|b| b.is_ascii_lowercase()
+                    || b.is_ascii_digit() || b"_.-".contains(&b)));
+            }
+        }
+    }
+
     #[test]
     fn passwords_have_bounds() {
         assert!(check_password("short").is_err());
