@@ -37,7 +37,7 @@ pub enum AppError {
     #[error("too many attempts; try again in {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
     /// A dependency (the database) does not answer; retrying later may work.
-    #[error("service unavailable: {0}")]
+    #[error("{0}")]
     Unavailable(String),
     /// A bug or an unexpected failure; the details are in the server log, not in the response.
     #[error("internal error")]
@@ -106,9 +106,7 @@ impl From<WireError> for AppError {
             "rate_limited" => AppError::TooManyRequests {
                 retry_after_secs: retry_after_secs.unwrap_or(1),
             },
-            "unavailable" => {
-                AppError::Unavailable(error.trim_start_matches("service unavailable: ").to_owned())
-            }
+            "unavailable" => AppError::Unavailable(error),
             "network" => AppError::Network(error),
             _ => AppError::Internal,
         }

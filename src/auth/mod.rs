@@ -170,3 +170,35 @@ impl AuthState {
             .expect("cookie is a valid header value")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(id: i64, role: Role) -> CurrentUser {
+        let user = User {
+            id,
+            username: format!("user{id}"),
+            display_name: String::new(),
+            role,
+            active: true,
+            created_at: chrono::Utc::now(),
+        };
+        CurrentUser {
+            user,
+            method: AuthMethod::ApiToken { token_id: 1 },
+        }
+    }
+
+    #[test]
+    fn users_access_their_own_objects_and_admins_all() {
+        let ann = caller(1, Role::User);
+        assert!(ann.may_access(Some(1)));
+        assert!(!ann.may_access(Some(2)));
+        assert!(!ann.may_access(None), "system objects are for admins");
+        assert!(ann.require_admin().is_err());
+        let admin = caller(3, Role::Admin);
+        assert!(admin.may_access(Some(1)) && admin.may_access(None));
+        assert!(admin.require_admin().is_ok());
+    }
+}
