@@ -1,6 +1,6 @@
 //! The `tidings` server binary.
 
-use std::process::ExitCode;
+use std::{io::IsTerminal, process::ExitCode};
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -103,7 +103,8 @@ fn init_logging(config: &Config) -> Result<(), tracing_subscriber::filter::Parse
     let filter = EnvFilter::try_new(&config.log)?;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match config.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),

@@ -11,4 +11,5 @@ mod database;
 mod health;
 mod leptos_settings;
 mod pages;
+mod process;
 mod websocket;
