@@ -11,6 +11,7 @@ use tidings::{
     server::Server,
     services::accounts,
 };
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -34,6 +35,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    // Installed before anything else, so that a signal arriving during start-up already
+    // means "shut down gracefully" rather than the default "die at once".
+    let mut signals = ShutdownSignals::install()?;
     let server = Server::bind(&config).await?;
     tracing::info!(
         address = %server.local_addr(),
@@ -44,7 +48,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     );
     let shutdown = server.shutdown_token();
     tokio::spawn(async move {
-        wait_for_shutdown_signal().await;
+        signals.received().await;
         tracing::info!("shutdown requested; finishing open requests");
         shutdown.cancel();
     });
@@ -112,12 +116,25 @@ fn init_logging(config: &Config) -> Result<(), tracing_subscriber::filter::Parse
     Ok(())
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn wait_for_shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler can be installed");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+/// SIGINT (Ctrl-C) and SIGTERM, caught.
+struct ShutdownSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        Ok(ShutdownSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Resolves when either signal arrives.
+    async fn received(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }

@@ -692,21 +692,15 @@ async fn admins_manage_users_and_users_cannot(
     assert_eq!(
         actors
             .user_b
-            .call(&server, "admin/users/active", &deactivate)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .call_status(&server, "admin/users/active", &deactivate)
+            .await,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
         actors
             .admin
-            .call(&server, "admin/users/active", &deactivate)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .call_status(&server, "admin/users/active", &deactivate)
+            .await,
         StatusCode::OK
     );
     let me = actors
@@ -730,11 +724,8 @@ async fn admins_manage_users_and_users_cannot(
     assert_eq!(
         actors
             .admin
-            .call(&server, "admin/users/role", &promote)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .call_status(&server, "admin/users/role", &promote)
+            .await,
         StatusCode::OK
     );
     let admin_id = server
@@ -758,11 +749,8 @@ async fn admins_manage_users_and_users_cannot(
     assert_eq!(
         actors
             .admin
-            .call(&server, "admin/users/role", &missing)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .call_status(&server, "admin/users/role", &missing)
+            .await,
         StatusCode::NOT_FOUND
     );
     server.stop().await;

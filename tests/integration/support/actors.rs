@@ -147,6 +147,20 @@ impl Actor {
             .form(form)
     }
 
+    /// Calls a server function and returns only the status of its answer.
+    pub async fn call_status(
+        &self,
+        server: &TestServer,
+        function: &str,
+        form: &[(&str, &str)],
+    ) -> StatusCode {
+        self.call(server, function, form)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
     pub fn get(&self, server: &TestServer, path: &str) -> RequestBuilder {
         self.request(server, Method::GET, path)
     }
