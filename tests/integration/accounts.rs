@@ -173,12 +173,7 @@ async fn login_sets_a_safe_cookie_and_logout_ends_the_session(
     assert_eq!(body["user"]["username"], "ann");
     assert!(body["user"].get("password_hash").is_none());
 
-    let me = actors
-        .user_a
-        .get(&server, "/api/auth/me")
-        .send()
-        .await
-        .unwrap();
+    let me = actors.user_a.me(&server).await;
     assert_eq!(me.json::<Value>().await.unwrap()["user"]["username"], "ann");
     let logout = actors
         .user_a
@@ -193,24 +188,14 @@ async fn login_sets_a_safe_cookie_and_logout_ends_the_session(
             .unwrap()
             .contains("Max-Age=0")
     );
-    let me = actors
-        .user_a
-        .get(&server, "/api/auth/me")
-        .send()
-        .await
-        .unwrap();
+    let me = actors.user_a.me(&server).await;
     assert_eq!(
         me.status(),
         StatusCode::UNAUTHORIZED,
         "the old cookie no longer works"
     );
     // Other sessions are untouched.
-    let me = actors
-        .user_b
-        .get(&server, "/api/auth/me")
-        .send()
-        .await
-        .unwrap();
+    let me = actors.user_b.me(&server).await;
     assert_eq!(me.status(), StatusCode::OK);
     server.stop().await;
 }
@@ -341,12 +326,7 @@ async fn cross_site_requests_with_the_cookie_are_refused() {
         .await
         .unwrap();
     assert_eq!(tokens.json::<Vec<Value>>().await.unwrap().len(), 0);
-    let me = actors
-        .user_a
-        .get(&server, "/api/auth/me")
-        .send()
-        .await
-        .unwrap();
+    let me = actors.user_a.me(&server).await;
     assert_eq!(me.status(), StatusCode::OK);
     // Same-site requests (matching Origin, or a Referer of our own) pass.
     let referer = server
@@ -416,13 +396,7 @@ async fn api_tokens_authenticate_rest_and_websocket_until_revoked(
         .unwrap();
     assert_eq!(stored.unwrap().user.username, "ann");
 
-    let me = server
-        .http
-        .get(server.url("/api/auth/me"))
-        .header(header::AUTHORIZATION, &bearer)
-        .send()
-        .await
-        .unwrap();
+    let me = server.me_with(&bearer).await;
     assert_eq!(me.json::<Value>().await.unwrap()["user"]["username"], "ann");
     // Bearer requests need no Origin: they carry no ambient credentials.
     let call = server
@@ -464,26 +438,14 @@ async fn api_tokens_authenticate_rest_and_websocket_until_revoked(
         .await
         .unwrap();
     assert_eq!(own.status(), StatusCode::OK);
-    let me = server
-        .http
-        .get(server.url("/api/auth/me"))
-        .header(header::AUTHORIZATION, &bearer)
-        .send()
-        .await
-        .unwrap();
+    let me = server.me_with(&bearer).await;
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
     let refused = server
         .websocket_with("/ws", &[(header::AUTHORIZATION, bearer)])
         .await;
     assert_eq!(refused.err(), Some(StatusCode::UNAUTHORIZED));
     for malformed in ["Bearer", "Basic YW5uOnB3", "Bearer not-a-token"] {
-        let response = server
-            .http
-            .get(server.url("/api/auth/me"))
-            .header(header::AUTHORIZATION, malformed)
-            .send()
-            .await
-            .unwrap();
+        let response = server.me_with(malformed).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{malformed}");
     }
     let bad_names = [("name", ""), ("name", "   ")];
@@ -514,21 +476,11 @@ async fn sessions_expire_and_are_renewed_past_half_their_life(
     db.extend_session(&token_of(&actors.user_a), Utc::now() + Duration::hours(2))
         .await
         .unwrap();
-    let response = actors
-        .user_a
-        .get(&server, "/api/auth/me")
-        .send()
-        .await
-        .unwrap();
+    let response = actors.user_a.me(&server).await;
     assert_eq!(response.status(), StatusCode::OK);
     let renewed = response.headers()[header::SET_COOKIE].to_str().unwrap();
     assert!(renewed.contains("Max-Age=86"), "{renewed}");
-    let fresh = actors
-        .user_b
-        .get(&server, "/api/auth/me")
-        .send()
-        .await
-        .unwrap();
+    let fresh = actors.user_b.me(&server).await;
     assert!(
         fresh.headers().get(header::SET_COOKIE).is_none(),
         "no renewal for a fresh session"
@@ -537,12 +489,7 @@ async fn sessions_expire_and_are_renewed_past_half_their_life(
     db.extend_session(&token_of(&actors.user_b), Utc::now() - Duration::seconds(1))
         .await
         .unwrap();
-    let expired = actors
-        .user_b
-        .get(&server, "/api/auth/me")
-        .send()
-        .await
-        .unwrap();
+    let expired = actors.user_b.me(&server).await;
     assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(accounts::prune_sessions(db, Utc::now()).await.unwrap(), 1);
     server.stop().await;
@@ -591,18 +538,13 @@ async fn changing_a_password_ends_the_other_sessions() {
         StatusCode::OK
     );
 
-    let still = actors
-        .user_a
-        .get(&server, "/api/auth/me")
-        .send()
-        .await
-        .unwrap();
+    let still = actors.user_a.me(&server).await;
     assert_eq!(
         still.status(),
         StatusCode::OK,
         "the session that changed it stays"
     );
-    let other = second.get(&server, "/api/auth/me").send().await.unwrap();
+    let other = second.me(&server).await;
     assert_eq!(
         other.status(),
         StatusCode::UNAUTHORIZED,
@@ -703,12 +645,7 @@ async fn admins_manage_users_and_users_cannot(
             .await,
         StatusCode::OK
     );
-    let me = actors
-        .user_a
-        .get(&server, "/api/auth/me")
-        .send()
-        .await
-        .unwrap();
+    let me = actors.user_a.me(&server).await;
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
     let login = server
         .http

@@ -147,6 +147,11 @@ impl Actor {
             .form(form)
     }
 
+    /// `GET /api/auth/me` as this caller.
+    pub async fn me(&self, server: &TestServer) -> reqwest::Response {
+        self.get(server, "/api/auth/me").send().await.unwrap()
+    }
+
     /// Calls a server function and returns only the status of its answer.
     pub async fn call_status(
         &self,

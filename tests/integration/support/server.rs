@@ -91,6 +91,16 @@ impl TestServer {
         WsClient::connect(&format!("ws://{}{path}", self.address), headers).await
     }
 
+    /// `GET /api/auth/me` with this `Authorization` header value.
+    pub async fn me_with(&self, authorization: &str) -> reqwest::Response {
+        let request = self.http.get(self.url("/api/auth/me"));
+        request
+            .header(reqwest::header::AUTHORIZATION, authorization)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Signs in through the REST API and returns the session cookie (`name=value`).
     pub async fn sign_in(&self, username: &str, password: &str) -> String {
         let response = self
