@@ -20,6 +20,11 @@ pub async fn authenticate(
     if is_cross_site_change(request.method(), request.headers()) {
         return AppError::Forbidden("cross-site request refused".into()).into_response();
     }
+    // Static files (the WASM bundle, styles, icons) are public: looking up the session for
+    // each of them would cost a database query per file on every page load.
+    if is_static_file(request.uri().path()) {
+        return next.run(request).await;
+    }
     let (caller, renewed) = match resolve_caller(&state, request.headers()).await {
         Ok(resolved) => resolved,
         Err(error) => return error.into_response(),
@@ -145,13 +150,17 @@ async fn page_redirect(state: &AppState, page: Option<Uri>, signed_in: bool) -> 
     Some(Redirect::to(&target).into_response())
 }
 
+/// Whether a path names a file of the site (its last segment has an extension); pages and
+/// endpoints never do.
+fn is_static_file(path: &str) -> bool {
+    path.rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains('.'))
+}
+
 /// Whether a path names a page of the UI (not the API, the sockets, health checks or files).
 fn is_page(path: &str) -> bool {
-    let is_file = path
-        .rsplit('/')
-        .next()
-        .is_some_and(|last| last.contains('.'));
-    !(is_file
+    !(is_static_file(path)
         || path.starts_with("/api/")
         || path == "/ws"
         || path.starts_with("/ws/")

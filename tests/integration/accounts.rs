@@ -118,6 +118,10 @@ async fn pages_need_a_session_and_come_back_after_login() {
         "/login?next=%2Fadmin%2Fusers%3Ftab%3Dactive"
     );
     assert_eq!(server.get("/login").await.status(), StatusCode::OK);
+    // Files of the site are public: never sent to the login.
+    for file in ["/favicon.svg", "/pkg/tidings.css"] {
+        assert!(!server.get(file).await.status().is_redirection(), "{file}");
+    }
     // Signed in, the login page is pointless and leads home.
     let response = actors.user_a.get(&server, "/login").send().await.unwrap();
     assert_eq!(location(&response), "/");
@@ -424,20 +428,20 @@ async fn api_tokens_authenticate_rest_and_websocket_until_revoked(
 
     // Another user cannot revoke it (404), its owner can.
     let id = created["token"]["id"].to_string();
-    let foreign = actors
-        .user_b
-        .call(&server, "accounts/tokens/revoke", &[("id", &id)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
-    let own = actors
-        .user_a
-        .call(&server, "accounts/tokens/revoke", &[("id", &id)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(own.status(), StatusCode::OK);
+    assert_eq!(
+        actors
+            .user_b
+            .call_status(&server, "accounts/tokens/revoke", &[("id", &id)])
+            .await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        actors
+            .user_a
+            .call_status(&server, "accounts/tokens/revoke", &[("id", &id)])
+            .await,
+        StatusCode::OK
+    );
     let me = server.me_with(&bearer).await;
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
     let refused = server
@@ -450,13 +454,13 @@ async fn api_tokens_authenticate_rest_and_websocket_until_revoked(
     }
     let bad_names = [("name", ""), ("name", "   ")];
     for form in bad_names {
-        let response = actors
-            .user_a
-            .call(&server, "accounts/tokens/create", &[form])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            actors
+                .user_a
+                .call_status(&server, "accounts/tokens/create", &[form])
+                .await,
+            StatusCode::BAD_REQUEST
+        );
     }
     server.stop().await;
 }
@@ -594,40 +598,40 @@ async fn admins_manage_users_and_users_cannot(
         ("password", PASSWORD),
         ("role", "user"),
     ];
-    let user_try = actors
-        .user_a
-        .call(&server, "admin/users/create", &create)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(user_try.status(), StatusCode::FORBIDDEN);
-    let created = actors
-        .admin
-        .call(&server, "admin/users/create", &create)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::OK);
-    let duplicate = actors
-        .admin
-        .call(&server, "admin/users/create", &create)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(duplicate.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        actors
+            .user_a
+            .call_status(&server, "admin/users/create", &create)
+            .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        actors
+            .admin
+            .call_status(&server, "admin/users/create", &create)
+            .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        actors
+            .admin
+            .call_status(&server, "admin/users/create", &create)
+            .await,
+        StatusCode::CONFLICT
+    );
     let bad_role = [
         ("username", "dave"),
         ("display_name", ""),
         ("password", PASSWORD),
         ("role", "root"),
     ];
-    let bad_role = actors
-        .admin
-        .call(&server, "admin/users/create", &bad_role)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad_role.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        actors
+            .admin
+            .call_status(&server, "admin/users/create", &bad_role)
+            .await,
+        StatusCode::BAD_REQUEST
+    );
 
     // Deactivation ends the user's sessions and blocks their login.
     let deactivate = [("id", ann_id.as_str()), ("active", "false")];
@@ -675,13 +679,13 @@ async fn admins_manage_users_and_users_cannot(
         .id
         .to_string();
     let self_deactivate = [("id", admin_id.as_str()), ("active", "false")];
-    let response = actors
-        .admin
-        .call(&server, "admin/users/active", &self_deactivate)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        actors
+            .admin
+            .call_status(&server, "admin/users/active", &self_deactivate)
+            .await,
+        StatusCode::BAD_REQUEST
+    );
     let missing = [("id", "999999"), ("role", "user")];
     assert_eq!(
         actors
