@@ -33,13 +33,14 @@ ensure_postgres >/dev/null # exports TIDINGS_TEST_POSTGRES_URL into this shell
 
 cd "$PROJECT_ROOT"
 check "cargo fmt --check" cargo fmt --all -- --check
-check "clippy (server: ssr)" cargo clippy --features ssr --all-targets -- -D warnings
+check "clippy (server: ssr)" cargo clippy --features ssr -- -D warnings
+check "clippy (server with test jobs, and the tests)" cargo clippy --features ssr,test-jobs --all-targets -- -D warnings
 check "clippy (browser: hydrate)" cargo clippy --lib --target wasm32-unknown-unknown \
   --no-default-features --features hydrate -- -D warnings
 
 step "Rust tests, SQLite and PostgreSQL (cargo test)"
 log="$(mktemp)"
-cargo test --features ssr 2>&1 | tee "$log"
+cargo test --features ssr,test-jobs 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 read -r rust_passed rust_failed rust_ignored < <(awk '/^test result:/ { p += $4; f += $6; i += $8 } END { print p + 0, f + 0, i + 0 }' "$log")
 skipped=$((skipped + rust_ignored))

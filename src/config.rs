@@ -61,9 +61,55 @@ pub struct Config {
     #[arg(long, env = "TIDINGS_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
 
+    #[command(flatten)]
+    pub tasks: TaskSettings,
+
     /// What to do instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+const DEFAULT_MAX_CONCURRENT_TASKS: u32 = 3;
+const DEFAULT_TASK_RETENTION_HOURS: u32 = 7 * 24;
+const DEFAULT_TASK_PRUNE_INTERVAL_SECS: u64 = 60 * 60;
+
+/// How the task engine runs tasks.
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+pub struct TaskSettings {
+    /// How many tasks run at once on this server; the others wait in the queue.
+    #[arg(long = "max-concurrent-tasks", env = "TIDINGS_MAX_CONCURRENT_TASKS",
+          default_value_t = DEFAULT_MAX_CONCURRENT_TASKS,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_concurrent: u32,
+
+    /// How many tasks of one user run at once, so that one user cannot hold every slot
+    /// [default: no limit beyond --max-concurrent-tasks].
+    #[arg(long = "max-tasks-per-user", env = "TIDINGS_MAX_TASKS_PER_USER",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_per_user: Option<u32>,
+
+    /// Finished tasks are deleted this many hours after they completed.
+    #[arg(long = "task-retention-hours", env = "TIDINGS_TASK_RETENTION_HOURS",
+          default_value_t = DEFAULT_TASK_RETENTION_HOURS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub retention_hours: u32,
+
+    /// How often, in seconds, finished tasks past their retention are deleted.
+    #[arg(long = "task-prune-interval-secs", env = "TIDINGS_TASK_PRUNE_INTERVAL_SECS",
+          default_value_t = DEFAULT_TASK_PRUNE_INTERVAL_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub prune_interval_secs: u64,
+}
+
+impl Default for TaskSettings {
+    fn default() -> Self {
+        TaskSettings {
+            max_concurrent: DEFAULT_MAX_CONCURRENT_TASKS,
+            max_per_user: None,
+            retention_hours: DEFAULT_TASK_RETENTION_HOURS,
+            prune_interval_secs: DEFAULT_TASK_PRUNE_INTERVAL_SECS,
+        }
+    }
 }
 
 /// Administrative commands run against the configured database, then exit.
@@ -137,6 +183,17 @@ mod tests {
             config.database_location(),
             DatabaseLocation::Url("postgres://u:p@localhost/tidings".into())
         );
+    }
+
+    #[test]
+    fn task_settings_default_like_the_flags() {
+        assert_eq!(parse(&[]).tasks, TaskSettings::default());
+        let config = parse(&["--max-concurrent-tasks", "8", "--max-tasks-per-user", "2"]);
+        assert_eq!(
+            (config.tasks.max_concurrent, config.tasks.max_per_user),
+            (8, Some(2))
+        );
+        assert!(Config::try_parse_from(["tidings", "--max-concurrent-tasks", "0"]).is_err());
     }
 
     #[test]

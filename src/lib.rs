@@ -6,8 +6,8 @@
 //! - Shared by both sides: [`app`] and [`ui`] (pages and components), [`api`] (server functions),
 //!   [`protocol`] (WebSocket messages), [`error`].
 //! - Server only (`ssr`): [`config`], [`db`] (all SQL), [`auth`] (credentials, the current
-//!   user, request middleware), [`services`] (the logic), [`server`] (HTTP routes, WebSocket,
-//!   shutdown).
+//!   user, request middleware), [`engine`] (the task queue and runners), [`jobs`] (the kinds of
+//!   work), [`services`] (the logic), [`server`] (HTTP routes, WebSocket, shutdown).
 
 pub mod api;
 pub mod app;
@@ -21,6 +21,10 @@ pub mod auth;
 pub mod config;
 #[cfg(feature = "ssr")]
 pub mod db;
+#[cfg(feature = "ssr")]
+pub mod engine;
+#[cfg(feature = "ssr")]
+pub mod jobs;
 #[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]

@@ -8,6 +8,7 @@
 mod api_tokens;
 mod server_meta;
 mod sessions;
+mod tasks;
 mod users;
 
 use std::{path::Path, str::FromStr, time::Duration};
@@ -22,6 +23,7 @@ use sqlx::{
 pub use api_tokens::TokenOwner;
 pub use server_meta::MetaKey;
 pub use sessions::Session;
+pub use tasks::{ClaimedTask, Ending, InterruptedTask, NewTask};
 pub use users::NewUser;
 
 use crate::config::DatabaseLocation;

@@ -1,7 +1,10 @@
 //! Request extractors of the REST API whose rejections are JSON errors like every other error.
 
 use axum::{
-    extract::{FromRequest, rejection::JsonRejection},
+    extract::{
+        FromRequest, FromRequestParts,
+        rejection::{JsonRejection, PathRejection, QueryRejection},
+    },
     http::StatusCode,
 };
 
@@ -22,5 +25,27 @@ impl From<JsonRejection> for AppError {
             StatusCode::UNPROCESSABLE_ENTITY => AppError::Unprocessable(message),
             _ => AppError::BadRequest(message),
         }
+    }
+}
+
+/// Query parameters. A value of the wrong type is 400 with the parser's explanation.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(AppError))]
+pub struct ApiQuery<T>(pub T);
+
+impl From<QueryRejection> for AppError {
+    fn from(rejection: QueryRejection) -> Self {
+        AppError::BadRequest(rejection.body_text())
+    }
+}
+
+/// A path parameter. A malformed one (a task id that is not a UUID) is 400.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(AppError))]
+pub struct ApiPath<T>(pub T);
+
+impl From<PathRejection> for AppError {
+    fn from(rejection: PathRejection) -> Self {
+        AppError::BadRequest(rejection.body_text())
     }
 }

@@ -6,6 +6,7 @@ mod extract;
 mod health;
 mod security;
 mod server_fns;
+mod tasks_api;
 mod ws;
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
@@ -30,7 +31,8 @@ use crate::{
     auth::AuthState,
     config::Config,
     db::Database,
-    services,
+    engine::TaskEngine,
+    jobs, services,
 };
 
 pub use server_fns::{leptos_client_address, set_leptos_cookie};
@@ -48,6 +50,7 @@ pub struct AppState {
     pub db: Database,
     pub info: Arc<ServerInfo>,
     pub auth: Arc<AuthState>,
+    pub engine: TaskEngine,
     /// Cancelled when the server begins to shut down; long-lived tasks (sockets) watch it.
     pub shutdown: CancellationToken,
 }
@@ -88,8 +91,10 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {address}"))?;
         leptos_options.site_addr = listener.local_addr()?;
+        let engine = TaskEngine::new(db.clone(), jobs::registry(), Arc::new(config.clone()));
         let state = AppState {
             leptos_options,
+            engine: engine.clone(),
             db,
             info: Arc::new(ServerInfo {
                 started_at,
@@ -108,6 +113,10 @@ impl Server {
                     anyhow::anyhow!("cannot create the administrator {username}: {error}")
                 })?;
         }
+        engine
+            .start()
+            .await
+            .context("cannot recover the tasks of the previous run")?;
         Ok(Server { listener, state })
     }
 
@@ -142,6 +151,7 @@ impl Server {
             result = serving => result.context("server error")?,
             () = deadline => tracing::warn!("connections still open after the grace period; stopping anyway"),
         }
+        state.engine.shutdown().await;
         state.db.close().await;
         Ok(())
     }
@@ -167,6 +177,7 @@ fn router(state: AppState) -> Router {
         .route("/api/auth/login", post(auth_api::login))
         .route("/api/auth/logout", post(auth_api::logout))
         .route("/api/auth/me", get(auth_api::me))
+        .nest("/api/background-tasks", tasks_api::routes())
         .leptos_routes_with_context(&state, routes, context.clone(), render_shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,

@@ -12,4 +12,6 @@ mod health;
 mod leptos_settings;
 mod pages;
 mod process;
+mod tasks;
+mod tasks_api;
 mod websocket;

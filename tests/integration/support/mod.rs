@@ -3,6 +3,7 @@
 mod actors;
 mod database;
 mod server;
+pub mod tasks;
 mod websocket;
 
 pub use actors::{Actor, Actors, Expect, PASSWORD};

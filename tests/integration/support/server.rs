@@ -1,7 +1,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use tidings::{
-    config::{Config, LogFormat},
+    config::{Config, LogFormat, TaskSettings},
     server::{AppState, Server},
 };
 use tokio::task::JoinHandle;
@@ -16,7 +16,9 @@ pub struct TestServer {
     state: AppState,
     shutdown: CancellationToken,
     serving: Option<JoinHandle<anyhow::Result<()>>>,
-    _database: TestDatabase,
+    config: Config,
+    /// Kept for the server's lifetime (dropping it deletes the database); taken by `restart`.
+    database: Option<TestDatabase>,
 }
 
 impl TestServer {
@@ -38,9 +40,14 @@ impl TestServer {
             secure_cookies: false,
             admin_user: None,
             admin_password: None,
+            tasks: TaskSettings::default(),
             command: None,
         };
         adjust(&mut config);
+        Self::serve(config, database).await
+    }
+
+    async fn serve(config: Config, database: TestDatabase) -> Self {
         let server = Server::bind(&config).await.expect("server starts");
         let address = server.local_addr();
         let state = server.state().clone();
@@ -56,8 +63,17 @@ impl TestServer {
             state,
             shutdown,
             serving,
-            _database: database,
+            config,
+            database: Some(database),
         }
+    }
+
+    /// Shuts the server down gracefully and starts a new one on the same database.
+    pub async fn restart(mut self) -> Self {
+        self.stop_serving().await;
+        let config = self.config.clone();
+        let database = self.database.take().expect("a server has its database");
+        Self::serve(config, database).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -120,6 +136,10 @@ impl TestServer {
 
     /// Shuts the server down gracefully and waits until it has stopped.
     pub async fn stop(mut self) {
+        self.stop_serving().await;
+    }
+
+    async fn stop_serving(&mut self) {
         self.shutdown.cancel();
         if let Some(serving) = self.serving.take() {
             serving

@@ -1,0 +1,504 @@
+//! The task engine: a durable queue of background tasks, run by registered [`Job`]s with
+//! coalesced progress, cancellation, timeouts, retries and recovery after a crash.
+//!
+//! - The tasks table is the queue. A dispatcher claims the next due task (priority, then
+//!   FIFO) whenever a slot of the global limit is free, honouring the per-user limit.
+//! - Each running task has a runner ([`runner`]) that supervises its job: it publishes progress
+//!   about ten times a second, saves it about once a second, enforces the timeout, and turns the
+//!   job's end into the final state (or a retry).
+//! - Claims, heartbeats and event delivery go through [`TaskQueue`] and [`EventBus`], the seams
+//!   where a PostgreSQL cluster plugs in.
+
+mod events;
+mod job;
+mod progress;
+mod queue;
+mod registry;
+mod runner;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use chrono::Utc;
+use serde_json::Value;
+use tokio::sync::{Notify, broadcast};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use uuid::Uuid;
+
+pub use events::{EventBus, LocalEventBus};
+pub use job::{Job, JobContext, JobError, JobOptions, TaskInfo};
+pub use queue::{SingleNodeQueue, TaskQueue};
+pub use registry::JobRegistry;
+
+use crate::{
+    api::tasks::{Task, TaskEvent, TaskProgress, TaskStatus, TaskUpdate},
+    config::{Config, TaskSettings},
+    db::{Database, DbError, Ending, NewTask},
+    error::AppError,
+};
+use job::{StopReason, StopSignal};
+use progress::ProgressTracker;
+
+/// How often the dispatcher looks for due tasks without being woken (tasks enqueued by
+/// another node, a retry whose wake-up was lost).
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often running tasks renew their heartbeat.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a shutdown waits for running jobs to stop.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
+/// Longest accepted task name and input.
+const NAME_MAX_CHARS: usize = 200;
+const INPUT_MAX_BYTES: usize = 1024 * 1024;
+
+/// A handle on the engine, cheap to clone.
+#[derive(Clone)]
+pub struct TaskEngine {
+    shared: Arc<Shared>,
+}
+
+/// What the engine's parts share.
+pub(crate) struct Shared {
+    db: Database,
+    config: Arc<Config>,
+    settings: TaskSettings,
+    registry: JobRegistry,
+    queue: Box<dyn TaskQueue>,
+    events: Box<dyn EventBus>,
+    /// Wakes the dispatcher: a task was enqueued or a slot freed.
+    wake: Notify,
+    running: Mutex<HashMap<Uuid, Arc<RunningTask>>>,
+    runners: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+/// A task running on this node, shared by its runner, its job's context and the engine.
+pub(crate) struct RunningTask {
+    id: Uuid,
+    owner_id: Option<i64>,
+    tracker: ProgressTracker,
+    stop: StopSignal,
+    /// The newest event-log sequence number, for progress-only updates.
+    last_seq: AtomicI64,
+}
+
+/// A task to create.
+#[derive(Clone, Debug)]
+pub struct TaskRequest {
+    pub kind: String,
+    pub name: String,
+    pub owner_id: Option<i64>,
+    pub input: Value,
+    /// Higher starts first; equal priorities start in creation order.
+    pub priority: i32,
+    pub retry_of: Option<Uuid>,
+}
+
+/// What a cancellation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cancellation {
+    /// The task had not started and is now cancelled.
+    Cancelled,
+    /// The task is running and has been asked to stop; it ends `cancelled` once its job has.
+    Stopping,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("unknown task kind {0:?}")]
+    UnknownKind(String),
+    #[error("{0}")]
+    InvalidTask(String),
+    #[error("the task is already {}", .0.as_str())]
+    AlreadyFinished(TaskStatus),
+    #[error("no such task")]
+    NotFound,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<EngineError> for AppError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::UnknownKind(_) | EngineError::InvalidTask(_) => {
+                AppError::BadRequest(error.to_string())
+            }
+            EngineError::AlreadyFinished(_) => AppError::Conflict(error.to_string()),
+            EngineError::NotFound => AppError::NotFound,
+            EngineError::Db(error) => error.into(),
+        }
+    }
+}
+
+impl TaskEngine {
+    /// An engine on one node: the database is the queue, events stay in this process.
+    pub fn new(db: Database, registry: JobRegistry, config: Arc<Config>) -> Self {
+        let queue = Box::new(SingleNodeQueue::new(db.clone()));
+        Self::with_parts(
+            db,
+            registry,
+            config,
+            queue,
+            Box::new(LocalEventBus::default()),
+        )
+    }
+
+    pub fn with_parts(
+        db: Database,
+        registry: JobRegistry,
+        config: Arc<Config>,
+        queue: Box<dyn TaskQueue>,
+        events: Box<dyn EventBus>,
+    ) -> Self {
+        TaskEngine {
+            shared: Arc::new(Shared {
+                db,
+                settings: config.tasks.clone(),
+                config,
+                registry,
+                queue,
+                events,
+                wake: Notify::new(),
+                running: Mutex::default(),
+                runners: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// Recovers the tasks a previous run left `running`, then starts dispatching, heartbeats
+    /// and retention. Answers how many tasks were recovered.
+    pub async fn start(&self) -> Result<usize, DbError> {
+        let recovered = self
+            .shared
+            .recover_orphans("interrupted by server restart")
+            .await?;
+        tokio::spawn(dispatch(self.shared.clone()));
+        tokio::spawn(heartbeat(self.shared.clone()));
+        tokio::spawn(prune_periodically(self.shared.clone()));
+        Ok(recovered)
+    }
+
+    /// Stops claiming, asks running jobs to stop and waits (boundedly) until they have: each
+    /// ends re-queued if its kind is retryable, else failed as interrupted.
+    pub async fn shutdown(&self) {
+        let shared = &self.shared;
+        shared.shutdown.cancel();
+        for task in shared.running.lock().expect("running lock").values() {
+            task.stop.stop(StopReason::Shutdown);
+        }
+        shared.runners.close();
+        if tokio::time::timeout(SHUTDOWN_WAIT, shared.runners.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "running tasks did not stop in time; they will be recovered at the next start"
+            );
+        }
+    }
+
+    pub fn registry(&self) -> &JobRegistry {
+        &self.shared.registry
+    }
+
+    /// Live updates of every task, for the live layer to filter and forward.
+    pub fn subscribe(&self) -> broadcast::Receiver<TaskUpdate> {
+        self.shared.events.subscribe()
+    }
+
+    /// How many tasks run on this node now.
+    pub fn running_count(&self) -> usize {
+        self.shared.running.lock().expect("running lock").len()
+    }
+
+    /// Validates and stores a new pending task, and wakes the dispatcher. Answers its id.
+    pub async fn enqueue(&self, request: TaskRequest) -> Result<Uuid, EngineError> {
+        let job = self
+            .shared
+            .registry
+            .get(&request.kind)
+            .ok_or_else(|| EngineError::UnknownKind(request.kind.clone()))?;
+        check_request(&request)?;
+        job.check_input(&request.input)
+            .map_err(|reason| EngineError::InvalidTask(format!("invalid input: {reason}")))?;
+        let id = Uuid::now_v7();
+        let event = self
+            .shared
+            .db
+            .insert_task(&NewTask {
+                id,
+                kind: &request.kind,
+                name: request.name.trim(),
+                owner_id: request.owner_id,
+                input: &request.input,
+                max_attempts: i32::try_from(job.options().max_attempts).unwrap_or(i32::MAX),
+                priority: request.priority,
+                retry_of: request.retry_of,
+                created_at: Utc::now(),
+            })
+            .await?;
+        self.shared.publish(
+            id,
+            request.owner_id,
+            TaskStatus::Pending,
+            TaskProgress::default(),
+            event,
+        );
+        self.shared.wake.notify_one();
+        Ok(id)
+    }
+
+    /// Cancels a pending task at once; asks a running one to stop. Fails for a finished task.
+    pub async fn cancel(&self, task: &Task) -> Result<Cancellation, EngineError> {
+        let shared = &self.shared;
+        // A task can move on between the steps (pending → running, or a retry back to pending),
+        // so each step is a guarded update and the loop tries again after a miss.
+        for _ in 0..3 {
+            let now = Utc::now();
+            if let Some(event) = shared.db.cancel_pending_task(task.id, now).await? {
+                shared.publish(
+                    task.id,
+                    task.owner_id,
+                    TaskStatus::Cancelled,
+                    task.progress.clone(),
+                    event,
+                );
+                shared.wake.notify_one();
+                return Ok(Cancellation::Cancelled);
+            }
+            // Recorded before the job is told, so that the job cannot finish first and make
+            // the cancellation look refused.
+            let requested = shared.db.request_task_cancel(task.id, now).await?;
+            let local = shared.running_task(task.id);
+            if let Some(running) = &local {
+                running.stop.stop(StopReason::Cancelled);
+            }
+            if let Some(event) = requested {
+                match &local {
+                    Some(running) => shared.publish_running(running, Ok(Some(event))),
+                    None => shared.events.publish(TaskUpdate {
+                        task_id: task.id,
+                        owner_id: task.owner_id,
+                        status: TaskStatus::Running,
+                        cancel_requested: true,
+                        progress: task.progress.clone(),
+                        seq: event.seq,
+                        event: Some(event),
+                    }),
+                }
+                return Ok(Cancellation::Stopping);
+            }
+            match shared.db.task(task.id).await?.map(|task| task.status) {
+                None => return Err(EngineError::NotFound),
+                Some(TaskStatus::Running) => return Ok(Cancellation::Stopping),
+                Some(status) if status.is_finished() => {
+                    return Err(EngineError::AlreadyFinished(status));
+                }
+                Some(_) => continue,
+            }
+        }
+        Err(EngineError::InvalidTask(
+            "the task changed state while cancelling; try again".into(),
+        ))
+    }
+
+    /// Deletes the finished tasks that completed before `cutoff` (of one owner, or everybody's).
+    pub async fn prune(
+        &self,
+        owner_id: Option<i64>,
+        cutoff: chrono::DateTime<Utc>,
+    ) -> Result<u64, DbError> {
+        self.shared.db.delete_finished_tasks(owner_id, cutoff).await
+    }
+}
+
+/// Refuses names and inputs that no UI could show sensibly.
+fn check_request(request: &TaskRequest) -> Result<(), EngineError> {
+    let name = request.name.trim();
+    if name.is_empty()
+        || name.chars().count() > NAME_MAX_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(EngineError::InvalidTask(format!(
+            "a task name must be 1–{NAME_MAX_CHARS} characters without control characters"
+        )));
+    }
+    let input_size = serde_json::to_vec(&request.input).map_or(usize::MAX, |bytes| bytes.len());
+    if input_size > INPUT_MAX_BYTES {
+        return Err(EngineError::InvalidTask(format!(
+            "a task input must be at most {} KiB of JSON",
+            INPUT_MAX_BYTES / 1024
+        )));
+    }
+    Ok(())
+}
+
+impl Shared {
+    fn running_task(&self, id: Uuid) -> Option<Arc<RunningTask>> {
+        self.running.lock().expect("running lock").get(&id).cloned()
+    }
+
+    fn free_slots(&self) -> usize {
+        let running = self.running.lock().expect("running lock").len();
+        (self.settings.max_concurrent as usize).saturating_sub(running)
+    }
+
+    /// Publishes a change of a task that does not run here (or no longer does).
+    fn publish(
+        &self,
+        task_id: Uuid,
+        owner_id: Option<i64>,
+        status: TaskStatus,
+        progress: TaskProgress,
+        event: TaskEvent,
+    ) {
+        self.events.publish(TaskUpdate {
+            task_id,
+            owner_id,
+            status,
+            cancel_requested: false,
+            progress,
+            seq: event.seq,
+            event: Some(event),
+        });
+    }
+
+    /// Publishes the state of a task running here, with the event just logged, if any. A
+    /// failed log write is reported and the live update still goes out.
+    fn publish_running(&self, task: &RunningTask, logged: Result<Option<TaskEvent>, DbError>) {
+        let event = match logged {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::warn!(task = %task.id, %error, "could not log a task event");
+                None
+            }
+        };
+        if let Some(event) = &event {
+            task.last_seq.fetch_max(event.seq, Ordering::Relaxed);
+        }
+        self.events.publish(TaskUpdate {
+            task_id: task.id,
+            owner_id: task.owner_id,
+            status: TaskStatus::Running,
+            cancel_requested: task.stop.reason() == Some(StopReason::Cancelled),
+            progress: task.tracker.snapshot(),
+            seq: task.last_seq.load(Ordering::Relaxed),
+            event,
+        });
+    }
+
+    /// Ends the tasks left running by a runner that is gone: re-queued when their kind allows
+    /// another attempt, else failed with `reason`.
+    async fn recover_orphans(&self, reason: &str) -> Result<usize, DbError> {
+        let orphans = self.queue.orphaned().await?;
+        for orphan in &orphans {
+            let Some(task) = self.db.task(orphan.id).await? else {
+                continue;
+            };
+            let retryable = self
+                .registry
+                .get(&orphan.kind)
+                .is_some_and(|job| job.options().is_retryable());
+            let now = Utc::now();
+            let (status, event) = if retryable && orphan.attempt < orphan.max_attempts {
+                let event = self.db.requeue_task(orphan.id, reason, now, now).await?;
+                (TaskStatus::Pending, event)
+            } else {
+                let ending = Ending::Failed(reason);
+                let event = self
+                    .db
+                    .finish_task(orphan.id, &ending, &task.progress, now)
+                    .await?;
+                (TaskStatus::Failed, event)
+            };
+            if let Some(event) = event {
+                self.publish(orphan.id, task.owner_id, status, task.progress, event);
+            }
+        }
+        if !orphans.is_empty() {
+            tracing::warn!(count = orphans.len(), reason, "recovered interrupted tasks");
+        }
+        Ok(orphans.len())
+    }
+}
+
+/// Starts due tasks whenever slots are free, until shutdown.
+async fn dispatch(shared: Arc<Shared>) {
+    let per_user_limit = shared.settings.max_per_user.map(i64::from);
+    loop {
+        while shared.free_slots() > 0 && !shared.shutdown.is_cancelled() {
+            match shared.queue.claim(Utc::now(), per_user_limit).await {
+                Ok(Some((task, event))) => runner::start(&shared, task, event),
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "could not claim a task; retrying shortly");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            () = shared.wake.notified() => {}
+            () = tokio::time::sleep(POLL_INTERVAL) => {}
+        }
+    }
+}
+
+/// Renews the heartbeat of the tasks running here and passes on cancellations asked for
+/// elsewhere.
+async fn heartbeat(shared: Arc<Shared>) {
+    let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
+    loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let running: Vec<Uuid> = shared
+            .running
+            .lock()
+            .expect("running lock")
+            .keys()
+            .copied()
+            .collect();
+        if running.is_empty() {
+            continue;
+        }
+        match shared.queue.heartbeat(&running, Utc::now()).await {
+            Ok(cancelled) => {
+                for id in cancelled {
+                    if let Some(task) = shared.running_task(id) {
+                        task.stop.stop(StopReason::Cancelled);
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not renew task heartbeats"),
+        }
+    }
+}
+
+/// Deletes finished tasks older than the retention period, on a schedule.
+async fn prune_periodically(shared: Arc<Shared>) {
+    let retention = chrono::Duration::hours(i64::from(shared.settings.retention_hours));
+    let mut ticks = tokio::time::interval(Duration::from_secs(shared.settings.prune_interval_secs));
+    loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match shared
+            .db
+            .delete_finished_tasks(None, Utc::now() - retention)
+            .await
+        {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "finished tasks past retention deleted"),
+            Err(error) => tracing::warn!(%error, "could not prune finished tasks"),
+        }
+    }
+}

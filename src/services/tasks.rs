@@ -1,0 +1,141 @@
+//! Background tasks as users see them: reading, listing, cancelling, retrying and cleaning up,
+//! each scoped by the accounts rule (your own tasks; every task for admins; somebody else's
+//! task is "not found").
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::{
+    api::tasks::{
+        DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Task, TaskEvent, TaskFilter, TaskPage, TaskStatus,
+        TaskSummary,
+    },
+    auth::CurrentUser,
+    engine::TaskRequest,
+    error::AppError,
+    server::AppState,
+};
+
+/// Log entries answered per request; a client pages on with the last `seq` it got.
+const EVENTS_PER_PAGE: u32 = 1000;
+const KIND_MAX_CHARS: usize = 100;
+
+/// Whose tasks the caller sees: `None` means everybody's.
+fn owner_scope(caller: &CurrentUser) -> Option<i64> {
+    (!caller.is_admin()).then(|| caller.id())
+}
+
+/// The task if the caller may see it; 404 otherwise, whether it exists or not.
+async fn visible_task(state: &AppState, caller: &CurrentUser, id: Uuid) -> Result<Task, AppError> {
+    match state.db.task(id).await? {
+        Some(task) if caller.may_access(task.owner_id) => Ok(task),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+/// One task, with its place in the queue when it is waiting.
+pub async fn get(state: &AppState, caller: &CurrentUser, id: Uuid) -> Result<Task, AppError> {
+    let mut task = visible_task(state, caller, id).await?;
+    if task.status == TaskStatus::Pending {
+        task.queue_position = Some(state.db.queue_position(&task).await?);
+    }
+    Ok(task)
+}
+
+/// A page of the caller's tasks, newest first, with the summary of all of them.
+pub async fn list(
+    state: &AppState,
+    caller: &CurrentUser,
+    filter: &TaskFilter,
+) -> Result<TaskPage, AppError> {
+    let limit = filter.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(AppError::BadRequest(format!(
+            "limit must be between 1 and {MAX_PAGE_SIZE}"
+        )));
+    }
+    if filter
+        .kind
+        .as_ref()
+        .is_some_and(|kind| kind.chars().count() > KIND_MAX_CHARS)
+    {
+        return Err(AppError::BadRequest(format!(
+            "kind must be at most {KIND_MAX_CHARS} characters"
+        )));
+    }
+    let owner = owner_scope(caller);
+    // One more than the page tells whether another page follows.
+    let mut tasks = state.db.tasks(owner, filter, limit + 1).await?;
+    let next_cursor = if tasks.len() > limit as usize {
+        tasks.truncate(limit as usize);
+        tasks.last().map(|task| task.id)
+    } else {
+        None
+    };
+    Ok(TaskPage {
+        tasks,
+        next_cursor,
+        summary: state.db.task_summary(owner).await?,
+    })
+}
+
+/// Counts of the caller's tasks by status.
+pub async fn summary(state: &AppState, caller: &CurrentUser) -> Result<TaskSummary, AppError> {
+    Ok(state.db.task_summary(owner_scope(caller)).await?)
+}
+
+/// The task's log after sequence number `after`.
+pub async fn events(
+    state: &AppState,
+    caller: &CurrentUser,
+    id: Uuid,
+    after: i64,
+) -> Result<Vec<TaskEvent>, AppError> {
+    if after < 0 {
+        return Err(AppError::BadRequest("after must be 0 or more".into()));
+    }
+    visible_task(state, caller, id).await?;
+    Ok(state.db.task_events(id, after, EVENTS_PER_PAGE).await?)
+}
+
+/// Cancels a pending task, or asks a running one to stop; 409 for a finished task. Answers the
+/// task as it is now (`cancel_requested` while its job is stopping).
+pub async fn cancel(state: &AppState, caller: &CurrentUser, id: Uuid) -> Result<Task, AppError> {
+    let task = visible_task(state, caller, id).await?;
+    state.engine.cancel(&task).await?;
+    get(state, caller, id).await
+}
+
+/// Starts a new task like a finished one (same kind, name and input), linked to it.
+pub async fn retry(state: &AppState, caller: &CurrentUser, id: Uuid) -> Result<Task, AppError> {
+    let task = visible_task(state, caller, id).await?;
+    if !task.status.is_finished() {
+        return Err(AppError::Conflict(format!(
+            "only a finished task can be retried; this one is {}",
+            task.status.as_str()
+        )));
+    }
+    let retry = state
+        .engine
+        .enqueue(TaskRequest {
+            kind: task.kind,
+            name: task.name,
+            owner_id: task.owner_id,
+            input: task.input,
+            priority: task.priority,
+            retry_of: Some(task.id),
+        })
+        .await?;
+    get(state, caller, retry).await
+}
+
+/// Deletes the caller's finished tasks (everybody's for admins) that completed more than
+/// `max_age_hours` ago; answers how many went.
+pub async fn cleanup(
+    state: &AppState,
+    caller: &CurrentUser,
+    max_age_hours: u32,
+) -> Result<u64, AppError> {
+    let cutoff = Utc::now() - chrono::Duration::hours(i64::from(max_age_hours));
+    Ok(state.engine.prune(owner_scope(caller), cutoff).await?)
+}

@@ -1,0 +1,478 @@
+//! The REST routes of `/api/background-tasks` and the task server functions: answers, bad
+//! input, and who may see and cancel what.
+
+use reqwest::{Method, StatusCode};
+use rstest::rstest;
+use serde_json::{Value, json};
+use tidings::api::tasks::TaskStatus;
+use uuid::Uuid;
+
+use crate::support::{
+    Actors, Backend, Expect, TestServer,
+    tasks::{enqueue, task, wait_for},
+};
+
+const BASE: &str = "/api/background-tasks";
+
+/// Ann and bob each own a long-running task; ann also has a finished one.
+struct Fixture {
+    server: TestServer,
+    actors: Actors,
+    anns: Uuid,
+    bobs: Uuid,
+    anns_finished: Uuid,
+}
+
+async fn fixture(backend: Backend) -> Fixture {
+    let (server, actors) = TestServer::with_actors(backend).await;
+    let anns_finished = enqueue(&server, Some("ann"), "test.steps", json!({ "steps": 1 })).await;
+    wait_for(&server, anns_finished, TaskStatus::Completed).await;
+    let long = json!({ "steps": 2000, "step_ms": 50 });
+    let anns = enqueue(&server, Some("ann"), "test.steps", long.clone()).await;
+    let bobs = enqueue(&server, Some("bob"), "test.steps", long).await;
+    Fixture {
+        server,
+        actors,
+        anns,
+        bobs,
+        anns_finished,
+    }
+}
+
+async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let body = response.json().await.expect("a JSON body");
+    (status, body)
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_task_is_visible_to_its_owner_and_admins_only(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Fixture {
+        server,
+        actors,
+        anns,
+        ..
+    } = fixture(backend).await;
+    let path = format!("{BASE}/task/{anns}");
+    let owner_only = Expect {
+        user_b: StatusCode::NOT_FOUND,
+        ..Expect::SIGNED_IN
+    };
+    actors
+        .check(owner_only, |actor| actor.get(&server, &path))
+        .await;
+    actors
+        .check(owner_only, |actor| {
+            actor.call(&server, "tasks/get", &[("id", &anns.to_string())])
+        })
+        .await;
+    actors
+        .check(owner_only, |actor| {
+            actor.get(&server, &format!("{BASE}/task/{anns}/events"))
+        })
+        .await;
+
+    let (_, body) = json_of(actors.user_a.get(&server, &path).send().await.unwrap()).await;
+    assert_eq!(body["success"], true);
+    let shown = &body["task"];
+    assert_eq!(shown["id"], anns.to_string());
+    assert_eq!(shown["owner"], "ann");
+    assert_eq!(shown["kind"], "test.steps");
+    for field in [
+        "name",
+        "status",
+        "progress",
+        "total_items",
+        "processed_items",
+        "current_item",
+        "stage",
+        "message",
+        "input",
+        "result",
+        "error",
+        "metadata",
+        "attempt",
+        "max_attempts",
+        "priority",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "heartbeat_at",
+    ] {
+        assert!(shown.get(field).is_some(), "the task has {field}: {shown}");
+    }
+    assert!(
+        shown.get("owner_id").is_none(),
+        "internal ids stay internal"
+    );
+    assert!(
+        shown["created_at"].as_str().unwrap().ends_with('Z'),
+        "UTC timestamps"
+    );
+    server.stop().await;
+}
+
+#[rstest]
+#[tokio::test]
+async fn only_the_owner_or_an_admin_can_cancel(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Fixture {
+        server,
+        actors,
+        anns,
+        bobs,
+        ..
+    } = fixture(backend).await;
+    let cancel = |id: Uuid| format!("{BASE}/task/{id}");
+    for actor in [&actors.anonymous, &actors.user_b] {
+        let status = actor
+            .request(&server, Method::DELETE, &cancel(anns))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(
+            status == StatusCode::UNAUTHORIZED || status == StatusCode::NOT_FOUND,
+            "{status}"
+        );
+        let status = actor
+            .call_status(&server, "tasks/cancel", &[("id", &anns.to_string())])
+            .await;
+        assert!(
+            status == StatusCode::UNAUTHORIZED || status == StatusCode::NOT_FOUND,
+            "{status}"
+        );
+    }
+    let untouched = task(&server, anns).await;
+    assert!(!untouched.status.is_finished() && !untouched.cancel_requested);
+
+    let response = actors
+        .user_a
+        .request(&server, Method::DELETE, &cancel(anns))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["success"], true);
+    assert!(body["message"].is_string());
+    wait_for(&server, anns, TaskStatus::Cancelled).await;
+
+    let response = actors
+        .admin
+        .request(&server, Method::DELETE, &cancel(bobs))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    wait_for(&server, bobs, TaskStatus::Cancelled).await;
+
+    let again = actors
+        .user_a
+        .request(&server, Method::DELETE, &cancel(anns))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(again).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict"))
+    );
+    assert!(
+        body["error"].as_str().unwrap().contains("cancelled"),
+        "{body}"
+    );
+    server.stop().await;
+}
+
+#[rstest]
+#[tokio::test]
+async fn unknown_and_malformed_ids_are_clear_errors(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Fixture {
+        server,
+        actors,
+        anns_finished,
+        ..
+    } = fixture(backend).await;
+    let ann = &actors.user_a;
+    let unknown = Uuid::now_v7();
+    let cases = [
+        (
+            Method::GET,
+            format!("{BASE}/task/{unknown}"),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::DELETE,
+            format!("{BASE}/task/{unknown}"),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::GET,
+            format!("{BASE}/task/not-a-uuid"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::DELETE,
+            format!("{BASE}/task/1%27%20OR%201=1"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::DELETE,
+            format!("{BASE}/task/{anns_finished}"),
+            StatusCode::CONFLICT,
+        ),
+        (
+            Method::GET,
+            format!("{BASE}/task/{anns_finished}/events?after=-1"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            format!("{BASE}/nothing-here"),
+            StatusCode::NOT_FOUND,
+        ),
+    ];
+    for (method, path, expected) in cases {
+        let response = ann
+            .request(&server, method.clone(), &path)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, expected, "{method} {path}: {body}");
+        assert!(
+            body["error"].is_string() && body["code"].is_string(),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        task(&server, anns_finished).await.status,
+        TaskStatus::Completed
+    );
+    server.stop().await;
+}
+
+#[rstest]
+#[tokio::test]
+async fn listings_are_scoped_filtered_and_paged(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Fixture {
+        server,
+        actors,
+        anns,
+        bobs,
+        anns_finished,
+    } = fixture(backend).await;
+    let list = |actor: &crate::support::Actor, query: &str| {
+        actor.get(&server, &format!("{BASE}/tasks{query}")).send()
+    };
+    let ids = |body: &Value| -> Vec<String> {
+        body["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let (status, body) = json_of(list(&actors.user_a, "").await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        ids(&body),
+        [anns.to_string(), anns_finished.to_string()],
+        "newest first, her own"
+    );
+    assert_eq!(body["summary"]["total"], 2);
+    assert_eq!(body["summary"]["completed"], 1);
+
+    let (_, body) = json_of(list(&actors.admin, "").await.unwrap()).await;
+    assert_eq!(
+        ids(&body),
+        [
+            bobs.to_string(),
+            anns.to_string(),
+            anns_finished.to_string()
+        ]
+    );
+
+    let (_, body) = json_of(list(&actors.user_a, "?status=completed").await.unwrap()).await;
+    assert_eq!(ids(&body), [anns_finished.to_string()]);
+    let (_, body) = json_of(list(&actors.admin, "?kind=test.nope").await.unwrap()).await;
+    assert_eq!(ids(&body), Vec::<String>::new());
+
+    let (_, first) = json_of(list(&actors.admin, "?limit=2").await.unwrap()).await;
+    assert_eq!(ids(&first), [bobs.to_string(), anns.to_string()]);
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let (_, second) = json_of(
+        list(&actors.admin, &format!("?limit=2&cursor={cursor}"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(ids(&second), [anns_finished.to_string()]);
+    assert_eq!(second["next_cursor"], Value::Null);
+
+    for bad in [
+        "?status=done",
+        "?status=RUNNING",
+        "?limit=0",
+        "?limit=201",
+        "?limit=ten",
+        "?cursor=abc",
+    ] {
+        let (status, body) = json_of(list(&actors.user_a, bad).await.unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["code"], "bad_request");
+    }
+    actors
+        .check(Expect::SIGNED_IN, |actor| {
+            actor.get(&server, &format!("{BASE}/tasks"))
+        })
+        .await;
+    actors
+        .check(Expect::SIGNED_IN, |actor| {
+            actor.get(&server, &format!("{BASE}/summary"))
+        })
+        .await;
+    server.stop().await;
+}
+
+#[rstest]
+#[tokio::test]
+async fn the_summary_counts_the_callers_tasks(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Fixture { server, actors, .. } = fixture(backend).await;
+    let summary =
+        |actor: &crate::support::Actor| actor.get(&server, &format!("{BASE}/summary")).send();
+    let (_, ann) = json_of(summary(&actors.user_a).await.unwrap()).await;
+    assert_eq!(ann["success"], true);
+    assert_eq!(ann["summary"]["total"], 2);
+    let (_, bob) = json_of(summary(&actors.user_b).await.unwrap()).await;
+    assert_eq!(bob["summary"]["total"], 1);
+    let (_, admin) = json_of(summary(&actors.admin).await.unwrap()).await;
+    assert_eq!(admin["summary"]["total"], 3);
+    let counted: i64 = ["pending", "running", "completed", "failed", "cancelled"]
+        .iter()
+        .map(|status| admin["summary"][status].as_i64().unwrap())
+        .sum();
+    assert_eq!(counted, 3);
+    server.stop().await;
+}
+
+#[rstest]
+#[tokio::test]
+async fn cleanup_removes_the_callers_finished_tasks(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Fixture {
+        server,
+        actors,
+        anns,
+        bobs,
+        anns_finished,
+    } = fixture(backend).await;
+    let bobs_finished = enqueue(&server, Some("bob"), "test.steps", json!({ "steps": 1 })).await;
+    wait_for(&server, bobs_finished, TaskStatus::Completed).await;
+    let cleanup = |actor: &crate::support::Actor, query: &str| {
+        actor
+            .request(&server, Method::POST, &format!("{BASE}/cleanup{query}"))
+            .send()
+    };
+
+    let (status, body) = json_of(cleanup(&actors.user_a, "").await.unwrap()).await;
+    assert_eq!(
+        (status, &body["removed"]),
+        (StatusCode::OK, &json!(0)),
+        "the default age is 24 h"
+    );
+    for bad in ["?max_age_hours=-1", "?max_age_hours=soon"] {
+        let (status, _) = json_of(cleanup(&actors.user_a, bad).await.unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let (_, body) = json_of(cleanup(&actors.user_a, "?max_age_hours=0").await.unwrap()).await;
+    assert_eq!(body["removed"], 1, "{body}");
+    assert!(body["message"].as_str().unwrap().contains('1'));
+    assert!(
+        server
+            .state()
+            .db
+            .task(anns_finished)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        server
+            .state()
+            .db
+            .task(bobs_finished)
+            .await
+            .unwrap()
+            .is_some(),
+        "not bob's"
+    );
+    for id in [anns, bobs] {
+        assert!(
+            server.state().db.task(id).await.unwrap().is_some(),
+            "unfinished tasks stay"
+        );
+    }
+    let (_, body) = json_of(cleanup(&actors.admin, "?max_age_hours=0").await.unwrap()).await;
+    assert_eq!(body["removed"], 1);
+    let (status, _) = json_of(cleanup(&actors.anonymous, "").await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    server.stop().await;
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_retry_is_a_new_task_linked_to_the_finished_one(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Fixture {
+        server,
+        actors,
+        anns,
+        anns_finished,
+        ..
+    } = fixture(backend).await;
+    let retry = |actor: &crate::support::Actor, id: Uuid| {
+        actor
+            .request(&server, Method::POST, &format!("{BASE}/task/{id}/retry"))
+            .send()
+    };
+    let (status, _) = json_of(retry(&actors.user_b, anns_finished).await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = json_of(retry(&actors.user_a, anns).await.unwrap()).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a running task is not retried"
+    );
+
+    let (status, body) = json_of(retry(&actors.user_a, anns_finished).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new: Uuid = body["task_id"].as_str().unwrap().parse().unwrap();
+    assert_ne!(new, anns_finished);
+    let retried = wait_for(&server, new, TaskStatus::Completed).await;
+    assert_eq!(retried.retry_of, Some(anns_finished));
+    assert_eq!(retried.owner.as_deref(), Some("ann"));
+    assert_eq!(
+        task(&server, anns_finished).await.status,
+        TaskStatus::Completed,
+        "the old one is unchanged"
+    );
+    server.stop().await;
+}
