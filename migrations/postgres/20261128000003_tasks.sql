@@ -25,6 +25,8 @@ CREATE TABLE tasks (
     priority         INTEGER NOT NULL DEFAULT 0,
     cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
     retry_of         UUID,
+    -- Set by each claim; identifies the run that holds the task (a lease token in a cluster).
+    claim_token      UUID,
     last_event_seq   BIGINT NOT NULL DEFAULT 0,
     run_after        TIMESTAMPTZ NOT NULL,
     created_at       TIMESTAMPTZ NOT NULL,

@@ -25,6 +25,8 @@ CREATE TABLE tasks (
     priority         INTEGER NOT NULL DEFAULT 0,
     cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
     retry_of         BLOB,
+    -- Set by each claim; identifies the run that holds the task (a lease token in a cluster).
+    claim_token      BLOB,
     last_event_seq   INTEGER NOT NULL DEFAULT 0,
     run_after        TEXT NOT NULL,
     created_at       TEXT NOT NULL,

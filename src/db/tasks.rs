@@ -21,41 +21,85 @@ const TASK_COLUMNS: &str = "t.id, t.kind, t.name, t.owner_id, u.username AS owne
      t.cancel_requested, t.retry_of, t.last_event_seq, t.run_after, t.created_at, t.started_at, \
      t.completed_at, t.heartbeat_at";
 
-const INSERT_EVENT: &str =
-    "INSERT INTO task_events (task_id, seq, kind, data, created_at) VALUES ($1, $2, $3, $4, $5)";
+/// Counts the expressions given (the bound values of a statement).
+macro_rules! count {
+    () => { 0usize };
+    ($head:expr $(, $tail:expr)*) => { 1usize + count!($($tail),*) };
+}
 
-/// Runs an `UPDATE … RETURNING last_event_seq` and, when it matched the task, appends the
-/// event with that sequence number, in one transaction. Evaluates to the logged event, or
-/// `None` when the guard matched no row.
-macro_rules! update_and_log {
-    ($database:expr, $id:expr, $event:expr, $sql:expr $(, $value:expr)* $(,)?) => {{
+/// Runs `$change` — an `INSERT` or guarded `UPDATE` of the task `$1` that bumps its
+/// `last_event_seq` — and appends `$event` to the log with that sequence number, atomically
+/// and in one round trip to the database (the engine's throughput depends on it). Evaluates to
+/// the logged event, or `None` when the guard matched no row.
+macro_rules! change_and_log {
+    ($database:expr, $event:expr, $change:expr $(, $value:expr)* $(,)?) => {{
         let (kind, data, at): (TaskEventKind, &Value, DateTime<Utc>) = $event;
-        on_pool!($database, |pool| async {
-            let mut transaction = pool.begin().await?;
-            let seq: Option<i64> = sqlx::query_scalar($sql)
-                $(.bind($value))*
-                .fetch_optional(&mut *transaction)
-                .await?;
-            if let Some(seq) = seq {
-                sqlx::query(INSERT_EVENT)
-                    .bind($id)
-                    .bind(seq)
+        let first = count!($($value),*) + 1;
+        let seq: Option<i64> = match $database {
+            Database::Sqlite(pool) => {
+                let sql = sqlite_change_and_log($change, first);
+                let query = sqlx::query_scalar(&sql)
+                    $(.bind($value))*
+                    .bind(kind.as_str())
+                    .bind(Json(data))
+                    .bind(at);
+                let mut connection = pool.acquire().await?;
+                let seqs = query.fetch_all(&mut *connection).await;
+                abandon_failed_transaction(&mut connection, seqs).await?.into_iter().next()
+            }
+            Database::Postgres(pool) => {
+                let sql = postgres_change_and_log($change, first);
+                sqlx::query_scalar(&sql)
+                    $(.bind($value))*
                     .bind(kind.as_str())
                     .bind(Json(data))
                     .bind(at)
-                    .execute(&mut *transaction)
-                    .await?;
+                    .fetch_optional(pool)
+                    .await?
             }
-            transaction.commit().await?;
-            Ok::<_, sqlx::Error>(seq.map(|seq| TaskEvent {
-                seq,
-                kind,
-                data: data.clone(),
-                created_at: at,
-            }))
-        }
-        .await)
+        };
+        seq.map(|seq| TaskEvent {
+            seq,
+            kind,
+            data: data.clone(),
+            created_at: at,
+        })
     }};
+}
+
+/// SQLite has no data-modifying CTEs: the change and the log entry are two statements of one
+/// explicit transaction, sent together. `changes()` tells whether the guard matched.
+fn sqlite_change_and_log(change: &str, first: usize) -> String {
+    let (kind, data, at) = (first, first + 1, first + 2);
+    format!(
+        "BEGIN IMMEDIATE; {change}; \
+         INSERT INTO task_events (task_id, seq, kind, data, created_at) \
+         SELECT id, last_event_seq, ${kind}, ${data}, ${at} FROM tasks \
+         WHERE id = $1 AND changes() = 1 RETURNING seq; \
+         COMMIT;"
+    )
+}
+
+fn postgres_change_and_log(change: &str, first: usize) -> String {
+    let (kind, data, at) = (first, first + 1, first + 2);
+    format!(
+        "WITH changed AS ({change} RETURNING id, last_event_seq) \
+         INSERT INTO task_events (task_id, seq, kind, data, created_at) \
+         SELECT id, last_event_seq, ${kind}, ${data}, ${at} FROM changed RETURNING seq"
+    )
+}
+
+/// A multi-statement SQLite transaction that failed part-way leaves its `BEGIN` open on the
+/// connection; roll it back before the connection goes back to the pool.
+async fn abandon_failed_transaction<T>(
+    connection: &mut sqlx::SqliteConnection,
+    result: Result<T, sqlx::Error>,
+) -> Result<T, sqlx::Error> {
+    if result.is_err() {
+        // Fails harmlessly when the failure came before `BEGIN` took effect.
+        let _ = sqlx::query("ROLLBACK").execute(&mut *connection).await;
+    }
+    result
 }
 
 #[derive(sqlx::FromRow)]
@@ -166,6 +210,16 @@ pub struct ClaimedTask {
     pub last_event_seq: i64,
 }
 
+/// The log entry of a claim, as the claim statement writes it.
+fn started_event(task: &ClaimedTask, at: DateTime<Utc>) -> TaskEvent {
+    TaskEvent {
+        seq: task.last_event_seq,
+        kind: TaskEventKind::Status,
+        data: json!({ "status": TaskStatus::Running, "attempt": task.attempt }),
+        created_at: at,
+    }
+}
+
 /// A task found `running` by recovery.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct InterruptedTask {
@@ -198,13 +252,12 @@ impl Database {
         let data = json!({ "status": TaskStatus::Pending });
         let id = task.id;
         let logged = (TaskEventKind::Status, &data, task.created_at);
-        let event = update_and_log!(
+        let event = change_and_log!(
             self,
-            id,
             logged,
             "INSERT INTO tasks (id, kind, name, owner_id, status, input, max_attempts, priority, \
              retry_of, last_event_seq, run_after, created_at) \
-             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, 1, $9, $9) RETURNING last_event_seq",
+             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, 1, $9, $9)",
             id,
             task.kind,
             task.name,
@@ -214,13 +267,14 @@ impl Database {
             task.priority,
             task.retry_of,
             task.created_at,
-        )?;
+        );
         event.ok_or_else(|| DbError::Corrupt("an inserted task returned no row".into()))
     }
 
     /// Moves the next due pending task to `running` (highest priority first, then oldest),
-    /// skipping owners who already run `per_user_limit` tasks. On PostgreSQL the row is taken
-    /// with `FOR UPDATE SKIP LOCKED`, so several nodes can claim from one queue.
+    /// skipping owners who already run `per_user_limit` tasks, and logs the start — in one
+    /// round trip. On PostgreSQL the row is taken with `FOR UPDATE SKIP LOCKED`, so several
+    /// nodes can claim from one queue.
     pub async fn claim_next_task(
         &self,
         now: DateTime<Utc>,
@@ -230,45 +284,60 @@ impl Database {
              AND run_after <= $1 AND ($2 IS NULL OR owner_id IS NULL OR \
              (SELECT COUNT(*) FROM tasks AS r WHERE r.owner_id = t.owner_id AND r.status = 'running') < $2) \
              ORDER BY priority DESC, id LIMIT 1";
-        let lock = match self {
-            Database::Sqlite(_) => "",
-            Database::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+        const CLAIM: &str = "UPDATE tasks SET status = 'running', attempt = attempt + 1, \
+             started_at = $1, heartbeat_at = $1, cancel_requested = FALSE, claim_token = $3, \
+             last_event_seq = last_event_seq + 1";
+        const CLAIMED: &str =
+            "id, kind, name, owner_id, input, attempt, max_attempts, last_event_seq";
+        // The log entry's data, built from the claimed row; mirrored by `started_event`.
+        const LOG_START: &str = "INSERT INTO task_events (task_id, seq, kind, data, created_at) \
+             SELECT id, last_event_seq, 'status', {data}, $1";
+        let token = Uuid::new_v4();
+        let claimed: Option<ClaimedTask> = match self {
+            Database::Sqlite(pool) => {
+                let log = LOG_START.replace(
+                    "{data}",
+                    "json_object('status', 'running', 'attempt', attempt)",
+                );
+                // The claim token finds the row just claimed: SQLite cannot feed one
+                // statement's RETURNING into the next.
+                let sql = format!(
+                    "BEGIN IMMEDIATE; {CLAIM} WHERE id = ({CANDIDATE}) RETURNING {CLAIMED}; \
+                     {log} FROM tasks WHERE status = 'running' AND claim_token = $3 \
+                     AND changes() = 1; COMMIT;"
+                );
+                let query = sqlx::query_as(&sql)
+                    .bind(now)
+                    .bind(per_user_limit)
+                    .bind(token);
+                let mut connection = pool.acquire().await?;
+                let rows = query.fetch_all(&mut *connection).await;
+                abandon_failed_transaction(&mut connection, rows)
+                    .await?
+                    .into_iter()
+                    .next()
+            }
+            Database::Postgres(pool) => {
+                let log = LOG_START.replace(
+                    "{data}",
+                    "jsonb_build_object('status', 'running', 'attempt', attempt)",
+                );
+                let sql = format!(
+                    "WITH claimed AS ({CLAIM} WHERE id = ({CANDIDATE} FOR UPDATE SKIP LOCKED) \
+                     RETURNING {CLAIMED}), logged AS ({log} FROM claimed) SELECT * FROM claimed"
+                );
+                sqlx::query_as(&sql)
+                    .bind(now)
+                    .bind(per_user_limit)
+                    .bind(token)
+                    .fetch_optional(pool)
+                    .await?
+            }
         };
-        let sql = format!(
-            "UPDATE tasks SET status = 'running', attempt = attempt + 1, started_at = $1, \
-             heartbeat_at = $1, cancel_requested = FALSE, last_event_seq = last_event_seq + 1 \
-             WHERE id = ({CANDIDATE}{lock}) \
-             RETURNING id, kind, name, owner_id, input, attempt, max_attempts, last_event_seq"
-        );
-        let claimed = on_pool!(self, |pool| async {
-            let mut transaction = pool.begin().await?;
-            let claimed: Option<ClaimedTask> = sqlx::query_as(&sql)
-                .bind(now)
-                .bind(per_user_limit)
-                .fetch_optional(&mut *transaction)
-                .await?;
-            let Some(task) = claimed else {
-                return Ok(None);
-            };
-            let event = TaskEvent {
-                seq: task.last_event_seq,
-                kind: TaskEventKind::Status,
-                data: json!({ "status": TaskStatus::Running, "attempt": task.attempt }),
-                created_at: now,
-            };
-            sqlx::query(INSERT_EVENT)
-                .bind(task.id)
-                .bind(event.seq)
-                .bind(event.kind.as_str())
-                .bind(Json(&event.data))
-                .bind(now)
-                .execute(&mut *transaction)
-                .await?;
-            transaction.commit().await?;
-            Ok::<_, sqlx::Error>(Some((task, event)))
-        }
-        .await)?;
-        Ok(claimed)
+        Ok(claimed.map(|task| {
+            let event = started_event(&task, now);
+            (task, event)
+        }))
     }
 
     /// Writes a running task's progress (the coalesced, unlogged part) and its heartbeat.
@@ -301,16 +370,15 @@ impl Database {
         now: DateTime<Utc>,
     ) -> Result<Option<TaskEvent>, DbError> {
         let data = json!({ "stage": stage, "message": message });
-        Ok(update_and_log!(
+        Ok(change_and_log!(
             self,
-            id,
             (TaskEventKind::Stage, &data, now),
             "UPDATE tasks SET stage = $2, message = $3, last_event_seq = last_event_seq + 1 \
-             WHERE id = $1 AND status = 'running' RETURNING last_event_seq",
+             WHERE id = $1 AND status = 'running'",
             id,
             stage,
             message,
-        )?)
+        ))
     }
 
     /// Stores a running task's latest structured detail and logs it.
@@ -320,15 +388,14 @@ impl Database {
         detail: &Value,
         now: DateTime<Utc>,
     ) -> Result<Option<TaskEvent>, DbError> {
-        Ok(update_and_log!(
+        Ok(change_and_log!(
             self,
-            id,
             (TaskEventKind::Detail, detail, now),
             "UPDATE tasks SET detail = $2, last_event_seq = last_event_seq + 1 \
-             WHERE id = $1 AND status = 'running' RETURNING last_event_seq",
+             WHERE id = $1 AND status = 'running'",
             id,
             Json(detail),
-        )?)
+        ))
     }
 
     /// Logs an error a running task recovered from (one item of many failed).
@@ -338,14 +405,13 @@ impl Database {
         data: &Value,
         now: DateTime<Utc>,
     ) -> Result<Option<TaskEvent>, DbError> {
-        Ok(update_and_log!(
+        Ok(change_and_log!(
             self,
-            id,
             (TaskEventKind::Error, data, now),
             "UPDATE tasks SET last_event_seq = last_event_seq + 1 \
-             WHERE id = $1 AND status = 'running' RETURNING last_event_seq",
+             WHERE id = $1 AND status = 'running'",
             id,
-        )?)
+        ))
     }
 
     /// Cancels a task that has not started. `None` when it is not pending (any more).
@@ -355,16 +421,15 @@ impl Database {
         now: DateTime<Utc>,
     ) -> Result<Option<TaskEvent>, DbError> {
         let data = json!({ "status": TaskStatus::Cancelled });
-        Ok(update_and_log!(
+        Ok(change_and_log!(
             self,
-            id,
             (TaskEventKind::Status, &data, now),
             "UPDATE tasks SET status = 'cancelled', completed_at = $2, \
              last_event_seq = last_event_seq + 1 \
-             WHERE id = $1 AND status = 'pending' RETURNING last_event_seq",
+             WHERE id = $1 AND status = 'pending'",
             id,
             now,
-        )?)
+        ))
     }
 
     /// Marks a running task as asked to stop. `None` when it is not running or was already
@@ -374,15 +439,14 @@ impl Database {
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Option<TaskEvent>, DbError> {
-        Ok(update_and_log!(
+        Ok(change_and_log!(
             self,
-            id,
             (TaskEventKind::CancelRequested, &json!({}), now),
             "UPDATE tasks SET cancel_requested = TRUE, last_event_seq = last_event_seq + 1 \
              WHERE id = $1 AND status = 'running' AND NOT cancel_requested \
-             RETURNING last_event_seq",
+            ",
             id,
-        )?)
+        ))
     }
 
     /// Ends a running task with its final progress. `None` when it was not running.
@@ -407,14 +471,13 @@ impl Database {
             Some(error) => json!({ "status": status, "error": error }),
             None => json!({ "status": status }),
         };
-        Ok(update_and_log!(
+        Ok(change_and_log!(
             self,
-            id,
             (TaskEventKind::Status, &data, now),
             "UPDATE tasks SET status = $2, result = $3, error = $4, progress = $5, \
              total_items = $6, processed_items = $7, current_item = $8, completed_at = $9, \
              heartbeat_at = $9, last_event_seq = last_event_seq + 1 \
-             WHERE id = $1 AND status = 'running' RETURNING last_event_seq",
+             WHERE id = $1 AND status = 'running'",
             id,
             status.as_str(),
             result,
@@ -424,7 +487,7 @@ impl Database {
             progress.processed_items,
             progress.current_item.as_deref(),
             now,
-        )?)
+        ))
     }
 
     /// Puts a running task back in the queue for another attempt after `run_after`.
@@ -436,17 +499,16 @@ impl Database {
         now: DateTime<Utc>,
     ) -> Result<Option<TaskEvent>, DbError> {
         let data = json!({ "status": TaskStatus::Pending, "error": error, "run_after": run_after });
-        Ok(update_and_log!(
+        Ok(change_and_log!(
             self,
-            id,
             (TaskEventKind::Retry, &data, now),
             "UPDATE tasks SET status = 'pending', error = $2, run_after = $3, \
              cancel_requested = FALSE, last_event_seq = last_event_seq + 1 \
-             WHERE id = $1 AND status = 'running' RETURNING last_event_seq",
+             WHERE id = $1 AND status = 'running'",
             id,
             error,
             run_after,
-        )?)
+        ))
     }
 
     /// Every task left `running`, e.g. by a crash (`stale_before = None`), or whose heartbeat

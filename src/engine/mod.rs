@@ -20,7 +20,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicBool, AtomicI64, Ordering},
     },
     time::Duration,
 };
@@ -72,6 +72,10 @@ pub(crate) struct Shared {
     events: Box<dyn EventBus>,
     /// Wakes the dispatcher: a task was enqueued or a slot freed.
     wake: Notify,
+    /// Set when the queue may hold a due task (one was enqueued, a retry came due, the poll
+    /// interval passed); cleared before each claim. Spares the dispatcher a claim that would
+    /// find nothing each time a slot frees while the queue is empty.
+    may_have_work: AtomicBool,
     running: Mutex<HashMap<Uuid, Arc<RunningTask>>>,
     runners: TaskTracker,
     shutdown: CancellationToken,
@@ -164,6 +168,7 @@ impl TaskEngine {
                 queue,
                 events,
                 wake: Notify::new(),
+                may_have_work: AtomicBool::new(true),
                 running: Mutex::default(),
                 runners: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
@@ -250,7 +255,7 @@ impl TaskEngine {
             TaskProgress::default(),
             event,
         );
-        self.shared.wake.notify_one();
+        self.shared.work_arrived();
         Ok(id)
     }
 
@@ -269,7 +274,6 @@ impl TaskEngine {
                     task.progress.clone(),
                     event,
                 );
-                shared.wake.notify_one();
                 return Ok(Cancellation::Cancelled);
             }
             // Recorded before the job is told, so that the job cannot finish first and make
@@ -340,6 +344,21 @@ fn check_request(request: &TaskRequest) -> Result<(), EngineError> {
 }
 
 impl Shared {
+    /// A task may be due: wake the dispatcher to claim it.
+    fn work_arrived(&self) {
+        self.may_have_work.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// A task stopped running here. With a per-user limit, its owner's next task may now be
+    /// claimable even if nothing new arrived.
+    fn slot_freed(&self) {
+        if self.settings.max_per_user.is_some() {
+            self.may_have_work.store(true, Ordering::Release);
+        }
+        self.wake.notify_one();
+    }
+
     fn running_task(&self, id: Uuid) -> Option<Arc<RunningTask>> {
         self.running.lock().expect("running lock").get(&id).cloned()
     }
@@ -432,10 +451,16 @@ impl Shared {
 async fn dispatch(shared: Arc<Shared>) {
     let per_user_limit = shared.settings.max_per_user.map(i64::from);
     loop {
-        while shared.free_slots() > 0 && !shared.shutdown.is_cancelled() {
+        while shared.free_slots() > 0
+            && !shared.shutdown.is_cancelled()
+            && shared.may_have_work.swap(false, Ordering::AcqRel)
+        {
             match shared.queue.claim(Utc::now(), per_user_limit).await {
-                Ok(Some((task, event))) => runner::start(&shared, task, event),
-                Ok(None) => break,
+                Ok(Some((task, event))) => {
+                    runner::start(&shared, task, event);
+                    shared.may_have_work.store(true, Ordering::Release);
+                }
+                Ok(None) => {}
                 Err(error) => {
                     tracing::warn!(%error, "could not claim a task; retrying shortly");
                     break;
@@ -445,7 +470,7 @@ async fn dispatch(shared: Arc<Shared>) {
         tokio::select! {
             () = shared.shutdown.cancelled() => return,
             () = shared.wake.notified() => {}
-            () = tokio::time::sleep(POLL_INTERVAL) => {}
+            () = tokio::time::sleep(POLL_INTERVAL) => shared.may_have_work.store(true, Ordering::Release),
         }
     }
 }

@@ -74,13 +74,12 @@ impl ProgressTracker {
 
     /// The current progress, whether or not it changed.
     pub fn snapshot(&self) -> TaskProgress {
-        self.state.lock().expect("progress lock").progress.clone()
+        with_percent(self.state.lock().expect("progress lock").progress.clone())
     }
 
-    /// The progress if it changed since the last call (for a live update).
-    pub fn take_unpublished(&self) -> Option<TaskProgress> {
-        let mut state = self.state.lock().expect("progress lock");
-        std::mem::take(&mut state.unpublished).then(|| state.progress.clone())
+    /// Whether the progress changed since the last call (time for a live update).
+    pub fn take_unpublished(&self) -> bool {
+        std::mem::take(&mut self.state.lock().expect("progress lock").unpublished)
     }
 
     /// The progress and pending detail if either changed since the last save.
@@ -89,10 +88,16 @@ impl ProgressTracker {
         let unsaved = std::mem::take(&mut state.unsaved);
         let detail = state.detail.take();
         (unsaved || detail.is_some()).then(|| Changes {
-            progress: state.progress.clone(),
+            progress: with_percent(state.progress.clone()),
             detail,
         })
     }
+}
+
+/// The progress with its percentage computed: done when read, not on every `advance`.
+fn with_percent(mut progress: TaskProgress) -> TaskProgress {
+    progress.progress = TaskProgress::percent(progress.processed_items, progress.total_items);
+    progress
 }
 
 fn saturating_i64(count: u64) -> i64 {
@@ -106,15 +111,16 @@ mod tests {
     #[test]
     fn changes_are_taken_once() {
         let tracker = ProgressTracker::default();
-        assert!(tracker.take_unpublished().is_none());
+        assert!(!tracker.take_unpublished());
         tracker.set_total(4);
         tracker.advance(1, Some("a"));
         tracker.advance(1, Some("b"));
-        let published = tracker.take_unpublished().expect("changed");
+        assert!(tracker.take_unpublished());
+        let published = tracker.snapshot();
         assert_eq!(published.processed_items, 2);
         assert_eq!(published.progress, 50.0);
         assert_eq!(published.current_item.as_deref(), Some("b"));
-        assert!(tracker.take_unpublished().is_none());
+        assert!(!tracker.take_unpublished());
         let saved = tracker.take_unsaved().expect("unsaved");
         assert_eq!(saved.progress, published);
         assert!(tracker.take_unsaved().is_none());

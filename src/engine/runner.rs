@@ -72,7 +72,7 @@ async fn run(shared: Arc<Shared>, task: ClaimedTask, running: Arc<RunningTask>) 
         .lock()
         .expect("running lock")
         .remove(&task.id);
-    shared.wake.notify_one();
+    shared.slot_freed();
 }
 
 fn task_info(task: &ClaimedTask) -> TaskInfo {
@@ -114,7 +114,7 @@ async fn supervise(
                 return None;
             }
             _ = ticks.tick() => {
-                if running.tracker.take_unpublished().is_some() {
+                if running.tracker.take_unpublished() {
                     shared.publish_running(running, Ok(None));
                 }
                 ticks_since_save += 1;
@@ -254,7 +254,7 @@ fn schedule_wake(shared: &Arc<Shared>, delay: Duration) {
     tokio::spawn(async move {
         tokio::select! {
             () = shared.shutdown.cancelled() => {}
-            () = tokio::time::sleep(delay) => shared.wake.notify_one(),
+            () = tokio::time::sleep(delay) => shared.work_arrived(),
         }
     });
 }
