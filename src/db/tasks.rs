@@ -38,14 +38,15 @@ macro_rules! change_and_log {
         let seq: Option<i64> = match $database {
             Database::Sqlite(pool) => {
                 let sql = sqlite_change_and_log($change, first);
-                let query = sqlx::query_scalar(&sql)
+                let query = sqlx::query_as::<_, (Uuid, i64)>(&sql)
                     $(.bind($value))*
                     .bind(kind.as_str())
                     .bind(Json(data))
                     .bind(at);
                 let mut connection = pool.acquire().await?;
-                let seqs = query.fetch_all(&mut *connection).await;
-                abandon_failed_transaction(&mut connection, seqs).await?.into_iter().next()
+                let logged = query.fetch_all(&mut *connection).await;
+                let logged = abandon_failed_transaction(&mut connection, logged).await?;
+                logged.into_iter().next().map(|(_, seq)| seq)
             }
             Database::Postgres(pool) => {
                 let sql = postgres_change_and_log($change, first);
@@ -68,15 +69,22 @@ macro_rules! change_and_log {
 }
 
 /// SQLite has no data-modifying CTEs: the change and the log entry are two statements of one
-/// explicit transaction, sent together. `changes()` tells whether the guard matched.
+/// explicit transaction, sent together.
 fn sqlite_change_and_log(change: &str, first: usize) -> String {
+    format!(
+        "BEGIN IMMEDIATE; {} COMMIT;",
+        sqlite_log_after(change, 1, first)
+    )
+}
+
+/// `change` to the task `$id`, then its log entry with the three parameters from `first`;
+/// `changes()` tells whether the change's guard matched. Answers `(task_id, seq)`.
+fn sqlite_log_after(change: &str, id: usize, first: usize) -> String {
     let (kind, data, at) = (first, first + 1, first + 2);
     format!(
-        "BEGIN IMMEDIATE; {change}; \
-         INSERT INTO task_events (task_id, seq, kind, data, created_at) \
+        "{change}; INSERT INTO task_events (task_id, seq, kind, data, created_at) \
          SELECT id, last_event_seq, ${kind}, ${data}, ${at} FROM tasks \
-         WHERE id = $1 AND changes() = 1 RETURNING seq; \
-         COMMIT;"
+         WHERE id = ${id} AND changes() = 1 RETURNING task_id, seq; "
     )
 }
 
@@ -207,6 +215,7 @@ pub struct ClaimedTask {
     pub input: Json<Value>,
     pub attempt: i32,
     pub max_attempts: i32,
+    pub priority: i32,
     pub last_event_seq: i64,
 }
 
@@ -220,6 +229,34 @@ fn started_event(task: &ClaimedTask, at: DateTime<Utc>) -> TaskEvent {
     }
 }
 
+/// What [`Database::settle_and_claim`] did.
+pub struct Settled {
+    /// Per settlement, in order: its log entry, or `None` if the task was not running.
+    pub events: Vec<Option<TaskEvent>>,
+    pub claimed: Vec<(ClaimedTask, TaskEvent)>,
+}
+
+/// A task and the sequence number of the log entry just written for it.
+type LoggedSeq = (Uuid, i64);
+
+/// Sorts the rows of SQLite's settle-and-claim statements: `(task_id, seq)` from the logged
+/// settlements, whole tasks from the claim.
+fn split_settled_and_claimed(
+    rows: &[sqlx::sqlite::SqliteRow],
+) -> Result<(Vec<LoggedSeq>, Vec<ClaimedTask>), sqlx::Error> {
+    use sqlx::{FromRow, Row};
+    let mut events = Vec::new();
+    let mut claimed = Vec::new();
+    for row in rows {
+        if row.columns().len() == 2 {
+            events.push((row.try_get("task_id")?, row.try_get("seq")?));
+        } else {
+            claimed.push(ClaimedTask::from_row(row)?);
+        }
+    }
+    Ok((events, claimed))
+}
+
 /// A task found `running` by recovery.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct InterruptedTask {
@@ -229,21 +266,132 @@ pub struct InterruptedTask {
     pub max_attempts: i32,
 }
 
-/// How a running task ends.
-pub enum Ending<'a> {
-    Completed(&'a Value),
-    Failed(&'a str),
+/// How a run of a task ends: a final state, or back to the queue for another attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ending {
+    Completed(Value),
+    Failed(String),
     Cancelled,
+    Retry {
+        error: String,
+        run_after: DateTime<Utc>,
+    },
 }
 
-impl Ending<'_> {
-    fn status(&self) -> TaskStatus {
+impl Ending {
+    pub fn status(&self) -> TaskStatus {
         match self {
             Ending::Completed(_) => TaskStatus::Completed,
             Ending::Failed(_) => TaskStatus::Failed,
             Ending::Cancelled => TaskStatus::Cancelled,
+            Ending::Retry { .. } => TaskStatus::Pending,
         }
     }
+
+    /// The log entry this ending writes.
+    fn logged(&self) -> (TaskEventKind, Value) {
+        let status = self.status();
+        match self {
+            Ending::Completed(_) | Ending::Cancelled => {
+                (TaskEventKind::Status, json!({ "status": status }))
+            }
+            Ending::Failed(error) => (
+                TaskEventKind::Status,
+                json!({ "status": status, "error": error }),
+            ),
+            Ending::Retry { error, run_after } => (
+                TaskEventKind::Retry,
+                json!({ "status": status, "error": error, "run_after": run_after }),
+            ),
+        }
+    }
+}
+
+/// A run that ended, to be recorded: the task, how it ended and its last progress.
+#[derive(Clone, Debug)]
+pub struct Settlement {
+    pub id: Uuid,
+    pub ending: Ending,
+    pub progress: TaskProgress,
+}
+
+/// Parameters of [`settle_sql`]; the three of its log entry follow.
+const SETTLE_PARAMS: usize = 11;
+
+/// Records a settlement, guarded by `status = 'running'`: a final state with its result, or a
+/// return to the queue (`completed_at` stays empty, `run_after` moves). Its parameters are
+/// numbered from `first`, so that several fit in one multi-statement query.
+fn settle_sql(first: usize) -> String {
+    let p: Vec<String> = (first..first + SETTLE_PARAMS)
+        .map(|n| format!("${n}"))
+        .collect();
+    format!(
+        "UPDATE tasks SET status = {}, result = {}, error = {}, progress = {}, \
+         total_items = {}, processed_items = {}, current_item = {}, completed_at = {}, \
+         run_after = COALESCE({}, run_after), heartbeat_at = {}, cancel_requested = FALSE, \
+         last_event_seq = last_event_seq + 1 WHERE id = {} AND status = 'running'",
+        p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[0]
+    )
+}
+
+/// Claims up to `$limit` due pending tasks for the run `$token`, with parameters `$at`,
+/// `$limit`, `$per_user`, `$token` numbered from `first`; `lock` follows the candidate query.
+fn claim_sql(first: usize, lock: &str) -> String {
+    let (at, limit, per_user, token) = (first, first + 1, first + 2, first + 3);
+    format!(
+        "UPDATE tasks SET status = 'running', attempt = attempt + 1, started_at = ${at}, \
+         heartbeat_at = ${at}, cancel_requested = FALSE, claim_token = ${token}, \
+         last_event_seq = last_event_seq + 1 WHERE id IN (\
+         SELECT id FROM tasks AS t WHERE status = 'pending' AND run_after <= ${at} \
+         AND (${per_user} IS NULL OR owner_id IS NULL OR (SELECT COUNT(*) FROM tasks AS r \
+         WHERE r.owner_id = t.owner_id AND r.status = 'running') < ${per_user}) \
+         ORDER BY priority DESC, id LIMIT ${limit}{lock}) \
+         RETURNING id, kind, name, owner_id, input, attempt, max_attempts, priority, last_event_seq"
+    )
+}
+
+/// The log entries of a claim, built from the claimed rows with `data` (an SQL expression;
+/// mirrored by `started_event`) at `$at`.
+fn log_claims_sql(at: usize, data: &str) -> String {
+    format!(
+        "INSERT INTO task_events (task_id, seq, kind, data, created_at) \
+         SELECT id, last_event_seq, 'status', {data}, ${at}"
+    )
+}
+
+/// Binds the values of one settlement to `$query` in [`settle_sql`]'s order, then those of its log
+/// entry.
+macro_rules! bind_settlement {
+    ($query:expr, $settlement:expr, $event:expr, $now:expr) => {{
+        let settlement: &Settlement = $settlement;
+        let (kind, data): &(TaskEventKind, Value) = $event;
+        let (result, error, run_after) = match &settlement.ending {
+            Ending::Completed(result) => (Some(Json(result)), None, None),
+            Ending::Failed(error) => (None, Some(error.as_str()), None),
+            Ending::Cancelled => (None, None, None),
+            Ending::Retry { error, run_after } => (None, Some(error.as_str()), Some(*run_after)),
+        };
+        let percent = match settlement.ending {
+            Ending::Completed(_) => 100.0,
+            _ => settlement.progress.progress,
+        };
+        let completed_at = run_after.is_none().then_some($now);
+        $query
+            .bind(settlement.id)
+            .bind(settlement.ending.status().as_str())
+            .bind(result)
+            .bind(error)
+            .bind(percent)
+            .bind(settlement.progress.total_items)
+            .bind(settlement.progress.processed_items)
+            .bind(settlement.progress.current_item.as_deref())
+            .bind(completed_at)
+            .bind(run_after)
+            .bind($now)
+            .bind(kind.as_str())
+            .bind(Json(data))
+            .bind($now)
+    }};
 }
 
 impl Database {
@@ -271,73 +419,121 @@ impl Database {
         event.ok_or_else(|| DbError::Corrupt("an inserted task returned no row".into()))
     }
 
-    /// Moves the next due pending task to `running` (highest priority first, then oldest),
-    /// skipping owners who already run `per_user_limit` tasks, and logs the start — in one
-    /// round trip. On PostgreSQL the row is taken with `FOR UPDATE SKIP LOCKED`, so several
-    /// nodes can claim from one queue.
-    pub async fn claim_next_task(
+    /// Records the runs that ended, then moves up to `claim` due pending tasks to `running`
+    /// (highest priority first, then oldest; owners already running `per_user_limit` tasks are
+    /// skipped) and logs every change — in one transaction, so that a busy engine commits many
+    /// changes at once. Answers the logged event of each settlement (`None` for a task that
+    /// was no longer running) and the claimed tasks.
+    ///
+    /// SQLite gets all of it as one multi-statement round trip. PostgreSQL takes the claimed
+    /// rows with `FOR UPDATE SKIP LOCKED`, so several nodes can claim from one queue.
+    pub async fn settle_and_claim(
         &self,
-        now: DateTime<Utc>,
+        settlements: &[Settlement],
+        claim: usize,
         per_user_limit: Option<i64>,
-    ) -> Result<Option<(ClaimedTask, TaskEvent)>, DbError> {
-        const CANDIDATE: &str = "SELECT id FROM tasks AS t WHERE status = 'pending' \
-             AND run_after <= $1 AND ($2 IS NULL OR owner_id IS NULL OR \
-             (SELECT COUNT(*) FROM tasks AS r WHERE r.owner_id = t.owner_id AND r.status = 'running') < $2) \
-             ORDER BY priority DESC, id LIMIT 1";
-        const CLAIM: &str = "UPDATE tasks SET status = 'running', attempt = attempt + 1, \
-             started_at = $1, heartbeat_at = $1, cancel_requested = FALSE, claim_token = $3, \
-             last_event_seq = last_event_seq + 1";
-        const CLAIMED: &str =
-            "id, kind, name, owner_id, input, attempt, max_attempts, last_event_seq";
-        // The log entry's data, built from the claimed row; mirrored by `started_event`.
-        const LOG_START: &str = "INSERT INTO task_events (task_id, seq, kind, data, created_at) \
-             SELECT id, last_event_seq, 'status', {data}, $1";
-        let token = Uuid::new_v4();
-        let claimed: Option<ClaimedTask> = match self {
+        now: DateTime<Utc>,
+    ) -> Result<Settled, DbError> {
+        let logged: Vec<(TaskEventKind, Value)> = settlements
+            .iter()
+            .map(|settlement| settlement.ending.logged())
+            .collect();
+        let per_record = SETTLE_PARAMS + 3;
+        // Parameters after those of the settlements: the claim's.
+        let next = settlements.len() * per_record + 1;
+        let token_value = Uuid::now_v7();
+        let limit_value = i64::try_from(claim).unwrap_or(i64::MAX);
+        let (events, claimed) = match self {
             Database::Sqlite(pool) => {
-                let log = LOG_START.replace(
-                    "{data}",
-                    "json_object('status', 'running', 'attempt', attempt)",
-                );
-                // The claim token finds the row just claimed: SQLite cannot feed one
-                // statement's RETURNING into the next.
-                let sql = format!(
-                    "BEGIN IMMEDIATE; {CLAIM} WHERE id = ({CANDIDATE}) RETURNING {CLAIMED}; \
-                     {log} FROM tasks WHERE status = 'running' AND claim_token = $3 \
-                     AND changes() = 1; COMMIT;"
-                );
-                let query = sqlx::query_as(&sql)
+                let mut sql = String::from("BEGIN IMMEDIATE; ");
+                for index in 0..settlements.len() {
+                    let first = index * per_record + 1;
+                    sql += &sqlite_log_after(&settle_sql(first), first, first + SETTLE_PARAMS);
+                }
+                if claim > 0 {
+                    let log = log_claims_sql(
+                        next,
+                        "json_object('status', 'running', 'attempt', attempt)",
+                    );
+                    // The claim token finds the rows just claimed: SQLite cannot feed one
+                    // statement's RETURNING into the next.
+                    let token = next + 3;
+                    sql += &format!(
+                        "{}; {log} FROM tasks WHERE status = 'running' AND claim_token = ${token} \
+                         AND changes() > 0; ",
+                        claim_sql(next, "")
+                    );
+                }
+                sql += "COMMIT;";
+                let mut query = sqlx::query(&sql);
+                for (settlement, event) in settlements.iter().zip(&logged) {
+                    query = bind_settlement!(query, settlement, event, now);
+                }
+                let query = query
                     .bind(now)
+                    .bind(limit_value)
                     .bind(per_user_limit)
-                    .bind(token);
+                    .bind(token_value);
                 let mut connection = pool.acquire().await?;
                 let rows = query.fetch_all(&mut *connection).await;
-                abandon_failed_transaction(&mut connection, rows)
-                    .await?
-                    .into_iter()
-                    .next()
+                let rows = abandon_failed_transaction(&mut connection, rows).await?;
+                split_settled_and_claimed(&rows)?
             }
             Database::Postgres(pool) => {
-                let log = LOG_START.replace(
-                    "{data}",
-                    "jsonb_build_object('status', 'running', 'attempt', attempt)",
-                );
-                let sql = format!(
-                    "WITH claimed AS ({CLAIM} WHERE id = ({CANDIDATE} FOR UPDATE SKIP LOCKED) \
-                     RETURNING {CLAIMED}), logged AS ({log} FROM claimed) SELECT * FROM claimed"
-                );
-                sqlx::query_as(&sql)
-                    .bind(now)
-                    .bind(per_user_limit)
-                    .bind(token)
-                    .fetch_optional(pool)
-                    .await?
+                let mut transaction = pool.begin().await?;
+                let mut events = Vec::new();
+                for (settlement, event) in settlements.iter().zip(&logged) {
+                    let sql = postgres_change_and_log(&settle_sql(1), SETTLE_PARAMS + 1);
+                    let query = bind_settlement!(sqlx::query_scalar(&sql), settlement, event, now);
+                    let seq: Option<i64> = query.fetch_optional(&mut *transaction).await?;
+                    events.extend(seq.map(|seq| (settlement.id, seq)));
+                }
+                let mut claimed = Vec::new();
+                if claim > 0 {
+                    let log = log_claims_sql(
+                        1,
+                        "jsonb_build_object('status', 'running', 'attempt', attempt)",
+                    );
+                    let sql = format!(
+                        "WITH claimed AS ({}), logged AS ({log} FROM claimed) SELECT * FROM claimed",
+                        claim_sql(1, " FOR UPDATE SKIP LOCKED")
+                    );
+                    claimed = sqlx::query_as(&sql)
+                        .bind(now)
+                        .bind(limit_value)
+                        .bind(per_user_limit)
+                        .bind(token_value)
+                        .fetch_all(&mut *transaction)
+                        .await?;
+                }
+                transaction.commit().await?;
+                (events, claimed)
             }
         };
-        Ok(claimed.map(|task| {
-            let event = started_event(&task, now);
-            (task, event)
-        }))
+        let events = settlements
+            .iter()
+            .zip(logged)
+            .map(|(settlement, (kind, data))| {
+                let seq = events.iter().find(|(id, _)| *id == settlement.id)?.1;
+                Some(TaskEvent {
+                    seq,
+                    kind,
+                    data,
+                    created_at: now,
+                })
+            })
+            .collect();
+        // A claim's rows come back in no particular order: start them in queue order.
+        let mut claimed = claimed;
+        claimed.sort_by_key(|task: &ClaimedTask| (std::cmp::Reverse(task.priority), task.id));
+        let claimed = claimed
+            .into_iter()
+            .map(|task| {
+                let event = started_event(&task, now);
+                (task, event)
+            })
+            .collect();
+        Ok(Settled { events, claimed })
     }
 
     /// Writes a running task's progress (the coalesced, unlogged part) and its heartbeat.
@@ -446,68 +642,6 @@ impl Database {
              WHERE id = $1 AND status = 'running' AND NOT cancel_requested \
             ",
             id,
-        ))
-    }
-
-    /// Ends a running task with its final progress. `None` when it was not running.
-    pub async fn finish_task(
-        &self,
-        id: Uuid,
-        ending: &Ending<'_>,
-        progress: &TaskProgress,
-        now: DateTime<Utc>,
-    ) -> Result<Option<TaskEvent>, DbError> {
-        let status = ending.status();
-        let (result, error) = match ending {
-            Ending::Completed(result) => (Some(Json(*result)), None),
-            Ending::Failed(error) => (None, Some(*error)),
-            Ending::Cancelled => (None, None),
-        };
-        let percent = match ending {
-            Ending::Completed(_) => 100.0,
-            _ => progress.progress,
-        };
-        let data = match error {
-            Some(error) => json!({ "status": status, "error": error }),
-            None => json!({ "status": status }),
-        };
-        Ok(change_and_log!(
-            self,
-            (TaskEventKind::Status, &data, now),
-            "UPDATE tasks SET status = $2, result = $3, error = $4, progress = $5, \
-             total_items = $6, processed_items = $7, current_item = $8, completed_at = $9, \
-             heartbeat_at = $9, last_event_seq = last_event_seq + 1 \
-             WHERE id = $1 AND status = 'running'",
-            id,
-            status.as_str(),
-            result,
-            error,
-            percent,
-            progress.total_items,
-            progress.processed_items,
-            progress.current_item.as_deref(),
-            now,
-        ))
-    }
-
-    /// Puts a running task back in the queue for another attempt after `run_after`.
-    pub async fn requeue_task(
-        &self,
-        id: Uuid,
-        error: &str,
-        run_after: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<TaskEvent>, DbError> {
-        let data = json!({ "status": TaskStatus::Pending, "error": error, "run_after": run_after });
-        Ok(change_and_log!(
-            self,
-            (TaskEventKind::Retry, &data, now),
-            "UPDATE tasks SET status = 'pending', error = $2, run_after = $3, \
-             cancel_requested = FALSE, last_event_seq = last_event_seq + 1 \
-             WHERE id = $1 AND status = 'running'",
-            id,
-            error,
-            run_after,
         ))
     }
 

@@ -27,7 +27,7 @@ use std::{
 
 use chrono::Utc;
 use serde_json::Value;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
@@ -39,7 +39,7 @@ pub use registry::JobRegistry;
 use crate::{
     api::tasks::{Task, TaskEvent, TaskProgress, TaskStatus, TaskUpdate},
     config::{Config, TaskSettings},
-    db::{Database, DbError, Ending, NewTask},
+    db::{Database, DbError, Ending, NewTask, Settlement},
     error::AppError,
 };
 use job::{StopReason, StopSignal};
@@ -77,8 +77,19 @@ pub(crate) struct Shared {
     /// find nothing each time a slot frees while the queue is empty.
     may_have_work: AtomicBool,
     running: Mutex<HashMap<Uuid, Arc<RunningTask>>>,
+    /// Runners hand the endings of their runs to the dispatcher, which records them in batches.
+    ended: mpsc::UnboundedSender<Ended>,
+    /// The dispatcher's end of `ended`, until `start` hands it over.
+    ended_receiver: Mutex<Option<mpsc::UnboundedReceiver<Ended>>>,
+    /// The runners and the dispatcher: shutdown waits for them.
     runners: TaskTracker,
     shutdown: CancellationToken,
+}
+
+/// A run that ended, waiting to be recorded. Its task keeps its slot until then.
+pub(crate) struct Ended {
+    running: Arc<RunningTask>,
+    settlement: Settlement,
 }
 
 /// A task running on this node, shared by its runner, its job's context and the engine.
@@ -159,6 +170,7 @@ impl TaskEngine {
         queue: Box<dyn TaskQueue>,
         events: Box<dyn EventBus>,
     ) -> Self {
+        let (ended, ended_receiver) = mpsc::unbounded_channel();
         TaskEngine {
             shared: Arc::new(Shared {
                 db,
@@ -170,6 +182,8 @@ impl TaskEngine {
                 wake: Notify::new(),
                 may_have_work: AtomicBool::new(true),
                 running: Mutex::default(),
+                ended,
+                ended_receiver: Mutex::new(Some(ended_receiver)),
                 runners: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
             }),
@@ -183,7 +197,16 @@ impl TaskEngine {
             .shared
             .recover_orphans("interrupted by server restart")
             .await?;
-        tokio::spawn(dispatch(self.shared.clone()));
+        let ended = self
+            .shared
+            .ended_receiver
+            .lock()
+            .expect("receiver lock")
+            .take()
+            .expect("the engine starts once");
+        self.shared
+            .runners
+            .spawn(dispatch(self.shared.clone(), ended));
         tokio::spawn(heartbeat(self.shared.clone()));
         tokio::spawn(prune_periodically(self.shared.clone()));
         Ok(recovered)
@@ -219,7 +242,7 @@ impl TaskEngine {
 
     /// How many tasks run on this node now.
     pub fn running_count(&self) -> usize {
-        self.shared.running.lock().expect("running lock").len()
+        self.shared.running_count()
     }
 
     /// Validates and stores a new pending task, and wakes the dispatcher. Answers its id.
@@ -350,22 +373,45 @@ impl Shared {
         self.wake.notify_one();
     }
 
-    /// A task stopped running here. With a per-user limit, its owner's next task may now be
-    /// claimable even if nothing new arrived.
-    fn slot_freed(&self) {
-        if self.settings.max_per_user.is_some() {
-            self.may_have_work.store(true, Ordering::Release);
+    /// Queues a run's ending for the dispatcher to record.
+    fn hand_over(&self, ended: Ended) {
+        if self.ended.send(ended).is_err() {
+            tracing::error!("the dispatcher is gone; the task will be recovered at the next start");
         }
-        self.wake.notify_one();
+    }
+
+    /// Publishes a recorded ending and frees the task's slot.
+    fn conclude(self: &Arc<Self>, ended: Ended, event: Option<TaskEvent>) {
+        let Ended {
+            running,
+            settlement,
+        } = ended;
+        self.running
+            .lock()
+            .expect("running lock")
+            .remove(&running.id);
+        let Some(event) = event else {
+            tracing::warn!(task = %running.id, "the task was no longer running when it ended");
+            return;
+        };
+        let mut progress = settlement.progress;
+        if let Ending::Completed(_) = settlement.ending {
+            progress.progress = 100.0;
+        }
+        if let Ending::Retry { run_after, .. } = settlement.ending {
+            let delay = (run_after - Utc::now()).to_std().unwrap_or_default();
+            runner::schedule_wake(self, delay);
+        }
+        let status = settlement.ending.status();
+        self.publish(running.id, running.owner_id, status, progress, event);
     }
 
     fn running_task(&self, id: Uuid) -> Option<Arc<RunningTask>> {
         self.running.lock().expect("running lock").get(&id).cloned()
     }
 
-    fn free_slots(&self) -> usize {
-        let running = self.running.lock().expect("running lock").len();
-        (self.settings.max_concurrent as usize).saturating_sub(running)
+    fn running_count(&self) -> usize {
+        self.running.lock().expect("running lock").len()
     }
 
     /// Publishes a change of a task that does not run here (or no longer does).
@@ -416,6 +462,9 @@ impl Shared {
     /// another attempt, else failed with `reason`.
     async fn recover_orphans(&self, reason: &str) -> Result<usize, DbError> {
         let orphans = self.queue.orphaned().await?;
+        let now = Utc::now();
+        let mut settlements = Vec::new();
+        let mut owners = Vec::new();
         for orphan in &orphans {
             let Some(task) = self.db.task(orphan.id).await? else {
                 continue;
@@ -424,20 +473,31 @@ impl Shared {
                 .registry
                 .get(&orphan.kind)
                 .is_some_and(|job| job.options().is_retryable());
-            let now = Utc::now();
-            let (status, event) = if retryable && orphan.attempt < orphan.max_attempts {
-                let event = self.db.requeue_task(orphan.id, reason, now, now).await?;
-                (TaskStatus::Pending, event)
+            let ending = if retryable && orphan.attempt < orphan.max_attempts {
+                Ending::Retry {
+                    error: reason.to_owned(),
+                    run_after: now,
+                }
             } else {
-                let ending = Ending::Failed(reason);
-                let event = self
-                    .db
-                    .finish_task(orphan.id, &ending, &task.progress, now)
-                    .await?;
-                (TaskStatus::Failed, event)
+                Ending::Failed(reason.to_owned())
             };
+            owners.push(task.owner_id);
+            settlements.push(Settlement {
+                id: orphan.id,
+                ending,
+                progress: task.progress,
+            });
+        }
+        let settled = self
+            .queue
+            .settle_and_claim(&settlements, 0, None, now)
+            .await?;
+        for ((settlement, owner_id), event) in
+            settlements.into_iter().zip(owners).zip(settled.events)
+        {
             if let Some(event) = event {
-                self.publish(orphan.id, task.owner_id, status, task.progress, event);
+                let status = settlement.ending.status();
+                self.publish(settlement.id, owner_id, status, settlement.progress, event);
             }
         }
         if !orphans.is_empty() {
@@ -447,30 +507,64 @@ impl Shared {
     }
 }
 
-/// Starts due tasks whenever slots are free, until shutdown.
-async fn dispatch(shared: Arc<Shared>) {
+/// Records the runs that ended and starts due tasks in the slots they free, batching both
+/// into one transaction per round. After shutdown it claims nothing and returns once every
+/// running task has been recorded.
+async fn dispatch(shared: Arc<Shared>, mut ended: mpsc::UnboundedReceiver<Ended>) {
     let per_user_limit = shared.settings.max_per_user.map(i64::from);
+    let mut batch: Vec<Ended> = Vec::new();
     loop {
-        while shared.free_slots() > 0
-            && !shared.shutdown.is_cancelled()
-            && shared.may_have_work.swap(false, Ordering::AcqRel)
+        while let Ok(one) = ended.try_recv() {
+            batch.push(one);
+        }
+        let stopping = shared.shutdown.is_cancelled();
+        let still_running = shared.running_count().saturating_sub(batch.len());
+        let free = (shared.settings.max_concurrent as usize).saturating_sub(still_running);
+        let claim = if !stopping && free > 0 && shared.may_have_work.swap(false, Ordering::AcqRel) {
+            // Claims of one statement cannot see each other against the per-user limit.
+            if per_user_limit.is_some() { 1 } else { free }
+        } else {
+            0
+        };
+        if batch.is_empty() && claim == 0 {
+            if stopping && still_running == 0 {
+                return;
+            }
+            tokio::select! {
+                () = shared.shutdown.cancelled(), if !stopping => {}
+                () = shared.wake.notified() => {}
+                Some(one) = ended.recv() => batch.push(one),
+                () = tokio::time::sleep(POLL_INTERVAL) => shared.may_have_work.store(true, Ordering::Release),
+            }
+            continue;
+        }
+        let settlements: Vec<Settlement> = batch.iter().map(|one| one.settlement.clone()).collect();
+        match shared
+            .queue
+            .settle_and_claim(&settlements, claim, per_user_limit, Utc::now())
+            .await
         {
-            match shared.queue.claim(Utc::now(), per_user_limit).await {
-                Ok(Some((task, event))) => {
-                    runner::start(&shared, task, event);
+            Ok(settled) => {
+                let freed = !batch.is_empty();
+                for (one, event) in batch.drain(..).zip(settled.events) {
+                    shared.conclude(one, event);
+                }
+                // A full claim may have left more behind; with a per-user limit, a finished
+                // task may have unblocked its owner's next one.
+                if (claim > 0 && settled.claimed.len() == claim)
+                    || (freed && per_user_limit.is_some())
+                {
                     shared.may_have_work.store(true, Ordering::Release);
                 }
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "could not claim a task; retrying shortly");
-                    break;
+                for (task, event) in settled.claimed {
+                    runner::start(&shared, task, event);
                 }
             }
-        }
-        tokio::select! {
-            () = shared.shutdown.cancelled() => return,
-            () = shared.wake.notified() => {}
-            () = tokio::time::sleep(POLL_INTERVAL) => shared.may_have_work.store(true, Ordering::Release),
+            Err(error) => {
+                tracing::warn!(%error, "could not record ended tasks or claim new ones; retrying shortly");
+                shared.may_have_work.store(true, Ordering::Release);
+                tokio::time::sleep(POLL_INTERVAL).await;
+            }
         }
     }
 }

@@ -6,19 +6,18 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use uuid::Uuid;
 
-use crate::{
-    api::tasks::TaskEvent,
-    db::{ClaimedTask, Database, DbError, InterruptedTask},
-};
+use crate::db::{Database, DbError, InterruptedTask, Settled, Settlement};
 
 pub trait TaskQueue: Send + Sync + 'static {
-    /// Takes the next due task to run here, honouring the per-user limit, with the log entry
-    /// of its start; `None` when nothing is due.
-    fn claim(
-        &self,
-        now: DateTime<Utc>,
+    /// Records the runs that ended here and takes up to `claim` due tasks to run here,
+    /// honouring the per-user limit, with the log entries of both.
+    fn settle_and_claim<'a>(
+        &'a self,
+        ended: &'a [Settlement],
+        claim: usize,
         per_user_limit: Option<i64>,
-    ) -> BoxFuture<'_, Result<Option<(ClaimedTask, TaskEvent)>, DbError>>;
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Settled, DbError>>;
 
     /// Renews the lease of the tasks running here; answers those somebody asked to cancel.
     fn heartbeat<'a>(
@@ -45,12 +44,14 @@ impl SingleNodeQueue {
 }
 
 impl TaskQueue for SingleNodeQueue {
-    fn claim(
-        &self,
-        now: DateTime<Utc>,
+    fn settle_and_claim<'a>(
+        &'a self,
+        ended: &'a [Settlement],
+        claim: usize,
         per_user_limit: Option<i64>,
-    ) -> BoxFuture<'_, Result<Option<(ClaimedTask, TaskEvent)>, DbError>> {
-        Box::pin(self.db.claim_next_task(now, per_user_limit))
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Settled, DbError>> {
+        Box::pin(self.db.settle_and_claim(ended, claim, per_user_limit, now))
     }
 
     fn heartbeat<'a>(

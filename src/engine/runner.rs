@@ -12,13 +12,13 @@ use serde_json::Value;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::{
-    RunningTask, Shared,
+    Ended, RunningTask, Shared,
     job::{JobContext, JobError, JobOptions, StopReason, StopSignal, TaskInfo},
     progress::ProgressTracker,
 };
 use crate::{
-    api::tasks::{TaskEvent, TaskStatus},
-    db::{ClaimedTask, Ending},
+    api::tasks::TaskEvent,
+    db::{ClaimedTask, Ending, Settlement},
 };
 
 /// Live progress updates per task are at most this frequent.
@@ -66,13 +66,7 @@ async fn run(shared: Arc<Shared>, task: ClaimedTask, running: Arc<RunningTask>) 
             judge(result, running.stop.reason(), &options)
         }
     };
-    record(&shared, &task, &running, outcome).await;
-    shared
-        .running
-        .lock()
-        .expect("running lock")
-        .remove(&task.id);
-    shared.slot_freed();
+    hand_over(&shared, &task, running, outcome).await;
 }
 
 fn task_info(task: &ClaimedTask) -> TaskInfo {
@@ -184,72 +178,46 @@ fn describe(duration: Duration) -> String {
     }
 }
 
-/// Records the outcome: the final state, or a retry scheduled after a backoff when the kind
-/// allows another attempt.
-async fn record(shared: &Arc<Shared>, task: &ClaimedTask, running: &RunningTask, outcome: Outcome) {
-    save_progress(shared, running).await;
-    let progress = running.tracker.snapshot();
-    let now = Utc::now();
+/// Hands the run's ending to the dispatcher, which records it together with other endings and
+/// the next claims: the final state, or a retry after a backoff when the kind allows another
+/// attempt.
+async fn hand_over(
+    shared: &Arc<Shared>,
+    task: &ClaimedTask,
+    running: Arc<RunningTask>,
+    outcome: Outcome,
+) {
+    // Progress goes with the ending; only a pending detail needs its own log entry.
+    save_progress(shared, &running).await;
     let options = shared.registry.get(&task.kind).map(|job| job.options());
-    let retry_delay = match (&outcome, &options) {
-        (
-            Outcome::Failed {
-                retryable: true, ..
-            },
-            Some(options),
-        ) if task.attempt < task.max_attempts => {
-            let attempt = u32::try_from(task.attempt).unwrap_or(u32::MAX);
-            Some(options.retry_delay(attempt, rand::random()))
-        }
-        _ => None,
-    };
-    let (status, logged) = match (&outcome, retry_delay) {
-        (Outcome::Failed { error, .. }, Some(delay)) => {
-            let run_after = now + chrono::Duration::from_std(delay).unwrap_or_default();
-            schedule_wake(shared, delay);
-            let logged = shared.db.requeue_task(task.id, error, run_after, now).await;
-            (TaskStatus::Pending, logged)
-        }
-        (Outcome::Completed(result), _) => {
-            let logged = shared
-                .db
-                .finish_task(task.id, &Ending::Completed(result), &progress, now)
-                .await;
-            (TaskStatus::Completed, logged)
-        }
-        (Outcome::Failed { error, .. }, None) => {
-            let logged = shared
-                .db
-                .finish_task(task.id, &Ending::Failed(error), &progress, now)
-                .await;
-            (TaskStatus::Failed, logged)
-        }
-        (Outcome::Cancelled, _) => {
-            let logged = shared
-                .db
-                .finish_task(task.id, &Ending::Cancelled, &progress, now)
-                .await;
-            (TaskStatus::Cancelled, logged)
-        }
-    };
-    match logged {
-        Ok(Some(event)) => {
-            let mut progress = progress;
-            if status == TaskStatus::Completed {
-                progress.progress = 100.0;
+    let ending = match outcome {
+        Outcome::Completed(result) => Ending::Completed(result),
+        Outcome::Cancelled => Ending::Cancelled,
+        Outcome::Failed { error, retryable } => match options {
+            Some(options) if retryable && task.attempt < task.max_attempts => {
+                let attempt = u32::try_from(task.attempt).unwrap_or(u32::MAX);
+                let delay = options.retry_delay(attempt, rand::random());
+                Ending::Retry {
+                    error,
+                    run_after: Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default(),
+                }
             }
-            shared.publish(task.id, task.owner_id, status, progress, event);
-        }
-        Ok(None) => tracing::warn!(task = %task.id, "the task was no longer running when it ended"),
-        Err(error) => tracing::error!(
-            task = %task.id, %error,
-            "could not record how the task ended; it will be recovered at the next start"
-        ),
-    }
+            _ => Ending::Failed(error),
+        },
+    };
+    let progress = running.tracker.snapshot();
+    shared.hand_over(Ended {
+        running,
+        settlement: Settlement {
+            id: task.id,
+            ending,
+            progress,
+        },
+    });
 }
 
 /// Wakes the dispatcher when a retry becomes due.
-fn schedule_wake(shared: &Arc<Shared>, delay: Duration) {
+pub(super) fn schedule_wake(shared: &Arc<Shared>, delay: Duration) {
     let shared = shared.clone();
     tokio::spawn(async move {
         tokio::select! {

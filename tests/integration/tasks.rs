@@ -8,14 +8,14 @@ use rstest::rstest;
 use serde_json::{Value, json};
 use tidings::{
     api::tasks::{TaskEventKind, TaskStatus},
-    db::{Database, Ending},
+    db::{Database, Ending, NewTask, Settlement},
     engine::EngineError,
     jobs::testing::child_ticks,
 };
 use uuid::Uuid;
 
 use crate::support::{
-    Backend, TestServer,
+    Backend, TestDatabase, TestServer,
     tasks::{enqueue, events, request, task, wait_for},
 };
 
@@ -394,17 +394,20 @@ async fn retryable_failures_are_retried_after_a_backoff(
     assert_eq!((done.attempt, done.max_attempts), (3, 3));
     assert_eq!(done.result, Some(json!({ "succeeded_on_attempt": 3 })));
     let log = events(&server, recovers).await;
-    let retries: Vec<_> = log
-        .iter()
-        .filter(|event| event.kind == TaskEventKind::Retry)
+    let retries: Vec<usize> = (0..log.len())
+        .filter(|&index| log[index].kind == TaskEventKind::Retry)
         .collect();
     assert_eq!(retries.len(), 2);
-    for retry in retries {
+    for index in retries {
         let run_after: chrono::DateTime<Utc> =
-            serde_json::from_value(retry.data["run_after"].clone()).unwrap();
+            serde_json::from_value(log[index].data["run_after"].clone()).unwrap();
+        let next_start = log[index..]
+            .iter()
+            .find(|event| event.data["status"] == "running")
+            .expect("another attempt started");
         assert!(
-            run_after > retry.created_at,
-            "a retry waits for its backoff"
+            next_start.created_at >= run_after,
+            "the next attempt waited for the backoff"
         );
     }
 
@@ -433,19 +436,24 @@ async fn no_transition_leaves_a_final_state(
     );
     assert!(db.cancel_pending_task(id, now).await.unwrap().is_none());
     assert!(db.request_task_cancel(id, now).await.unwrap().is_none());
-    assert!(
-        db.requeue_task(id, "again", now, now)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    let failed = Ending::Failed("late");
-    assert!(
-        db.finish_task(id, &failed, &done.progress, now)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let late = |ending| Settlement {
+        id,
+        ending,
+        progress: done.progress.clone(),
+    };
+    let settlements = [
+        late(Ending::Retry {
+            error: "again".into(),
+            run_after: now,
+        }),
+        late(Ending::Failed("late".into())),
+        late(Ending::Cancelled),
+    ];
+    let settled = db
+        .settle_and_claim(&settlements, 0, None, now)
+        .await
+        .unwrap();
+    assert_eq!(settled.events, [None, None, None]);
     assert!(db.log_stage(id, "late", None, now).await.unwrap().is_none());
     let after = task(&server, id).await;
     assert_eq!(
@@ -628,4 +636,103 @@ async fn enqueue_refuses_unknown_kinds_and_bad_input(
     let summary = server.state().db.task_summary(None).await.unwrap();
     assert_eq!(summary.total, 0, "nothing was stored");
     server.stop().await;
+}
+
+#[rstest]
+#[tokio::test]
+async fn one_batch_records_several_endings_and_claims_in_order(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let database = TestDatabase::create(backend).await;
+    let db = database.open().await;
+    let now = Utc::now();
+    let mut ids = Vec::new();
+    for priority in [0, 5, 0, 0] {
+        let id = Uuid::now_v7();
+        db.insert_task(&NewTask {
+            id,
+            kind: "test.steps",
+            name: "batch",
+            owner_id: None,
+            input: &json!({ "steps": 1 }),
+            max_attempts: 3,
+            priority,
+            retry_of: None,
+            created_at: now,
+        })
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    let first = db.settle_and_claim(&[], 3, None, now).await.unwrap();
+    let claimed: Vec<Uuid> = first.claimed.iter().map(|(task, _)| task.id).collect();
+    assert_eq!(
+        claimed,
+        [ids[1], ids[0], ids[2]],
+        "priority first, then FIFO"
+    );
+    assert!(
+        first
+            .claimed
+            .iter()
+            .all(|(task, event)| task.attempt == 1 && event.seq == 2)
+    );
+
+    let ended = |id, ending| Settlement {
+        id,
+        ending,
+        progress: Default::default(),
+    };
+    let later = now + chrono::Duration::seconds(30);
+    let settlements = [
+        ended(ids[1], Ending::Completed(json!({ "ok": true }))),
+        ended(ids[0], Ending::Failed("broken".into())),
+        ended(
+            ids[2],
+            Ending::Retry {
+                error: "again".into(),
+                run_after: later,
+            },
+        ),
+    ];
+    let second = db
+        .settle_and_claim(&settlements, 3, None, now)
+        .await
+        .unwrap();
+    assert!(
+        second
+            .events
+            .iter()
+            .all(|event| event.as_ref().is_some_and(|e| e.seq == 3))
+    );
+    let claimed: Vec<Uuid> = second.claimed.iter().map(|(task, _)| task.id).collect();
+    assert_eq!(claimed, [ids[3]], "the retry is not due yet");
+
+    let status = |id| {
+        let db = db.clone();
+        async move { db.task(id).await.unwrap().unwrap() }
+    };
+    let completed = status(ids[1]).await;
+    assert_eq!(
+        (completed.status, completed.result),
+        (TaskStatus::Completed, Some(json!({ "ok": true })))
+    );
+    assert_eq!(completed.progress.progress, 100.0);
+    let failed = status(ids[0]).await;
+    assert_eq!(
+        (failed.status, failed.error.as_deref()),
+        (TaskStatus::Failed, Some("broken"))
+    );
+    let retried = status(ids[2]).await;
+    assert_eq!(
+        (retried.status, retried.completed_at),
+        (TaskStatus::Pending, None)
+    );
+    assert!(retried.run_after > now);
+    let log = db.task_events(ids[2], 0, 10).await.unwrap();
+    assert_eq!(
+        log.last().map(|event| event.kind),
+        Some(TaskEventKind::Retry)
+    );
+    db.close().await;
 }
