@@ -23,7 +23,7 @@ use sqlx::{
 pub use api_tokens::TokenOwner;
 pub use server_meta::MetaKey;
 pub use sessions::Session;
-pub use tasks::{ClaimedTask, Ending, InterruptedTask, NewTask, Settled, Settlement};
+pub use tasks::{ClaimedTask, Ending, InterruptedTask, NewTask, Round, RoundDone, Settlement};
 pub use users::NewUser;
 
 use crate::config::DatabaseLocation;

@@ -193,16 +193,27 @@ struct EventRow {
 }
 
 /// A task to create.
-pub struct NewTask<'a> {
+#[derive(Clone, Debug)]
+pub struct NewTask {
     pub id: Uuid,
-    pub kind: &'a str,
-    pub name: &'a str,
+    pub kind: String,
+    pub name: String,
     pub owner_id: Option<i64>,
-    pub input: &'a Value,
+    pub input: Value,
     pub max_attempts: i32,
     pub priority: i32,
     pub retry_of: Option<Uuid>,
     pub created_at: DateTime<Utc>,
+}
+
+impl NewTask {
+    /// The first entry of its log.
+    fn logged(&self) -> (TaskEventKind, Value) {
+        (
+            TaskEventKind::Status,
+            json!({ "status": TaskStatus::Pending }),
+        )
+    }
 }
 
 /// A task just claimed to run: what the runner needs to start its job.
@@ -229,19 +240,31 @@ fn started_event(task: &ClaimedTask, at: DateTime<Utc>) -> TaskEvent {
     }
 }
 
-/// What [`Database::settle_and_claim`] did.
-pub struct Settled {
+/// What one round of the engine writes: see [`Database::commit_round`].
+#[derive(Default)]
+pub struct Round<'a> {
+    pub inserts: &'a [NewTask],
+    pub settlements: &'a [Settlement],
+    /// How many due tasks to claim.
+    pub claim: usize,
+    pub per_user_limit: Option<i64>,
+}
+
+/// What a round did.
+pub struct RoundDone {
+    /// Per new task, in order: its first log entry.
+    pub inserted: Vec<Option<TaskEvent>>,
     /// Per settlement, in order: its log entry, or `None` if the task was not running.
-    pub events: Vec<Option<TaskEvent>>,
+    pub settled: Vec<Option<TaskEvent>>,
     pub claimed: Vec<(ClaimedTask, TaskEvent)>,
 }
 
 /// A task and the sequence number of the log entry just written for it.
 type LoggedSeq = (Uuid, i64);
 
-/// Sorts the rows of SQLite's settle-and-claim statements: `(task_id, seq)` from the logged
+/// Sorts the rows of SQLite's round: `(task_id, seq)` from the logged inserts and
 /// settlements, whole tasks from the claim.
-fn split_settled_and_claimed(
+fn split_logged_and_claimed(
     rows: &[sqlx::sqlite::SqliteRow],
 ) -> Result<(Vec<LoggedSeq>, Vec<ClaimedTask>), sqlx::Error> {
     use sqlx::{FromRow, Row};
@@ -315,6 +338,11 @@ pub struct Settlement {
     pub progress: TaskProgress,
 }
 
+/// `$first`, `$first + 1`, … — `count` numbered SQL parameters.
+fn placeholders(first: usize, count: usize) -> Vec<String> {
+    (first..first + count).map(|n| format!("${n}")).collect()
+}
+
 /// Parameters of [`settle_sql`]; the three of its log entry follow.
 const SETTLE_PARAMS: usize = 11;
 
@@ -322,9 +350,7 @@ const SETTLE_PARAMS: usize = 11;
 /// return to the queue (`completed_at` stays empty, `run_after` moves). Its parameters are
 /// numbered from `first`, so that several fit in one multi-statement query.
 fn settle_sql(first: usize) -> String {
-    let p: Vec<String> = (first..first + SETTLE_PARAMS)
-        .map(|n| format!("${n}"))
-        .collect();
+    let p = placeholders(first, SETTLE_PARAMS);
     format!(
         "UPDATE tasks SET status = {}, result = {}, error = {}, progress = {}, \
          total_items = {}, processed_items = {}, current_item = {}, completed_at = {}, \
@@ -332,6 +358,42 @@ fn settle_sql(first: usize) -> String {
          last_event_seq = last_event_seq + 1 WHERE id = {} AND status = 'running'",
         p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[0]
     )
+}
+
+/// Parameters of [`insert_sql`]; the three of its log entry follow.
+const INSERT_PARAMS: usize = 9;
+
+/// Creates a pending task, with parameters numbered from `first`.
+fn insert_sql(first: usize) -> String {
+    let p = placeholders(first, INSERT_PARAMS);
+    format!(
+        "INSERT INTO tasks (id, kind, name, owner_id, status, input, max_attempts, priority, \
+         retry_of, last_event_seq, run_after, created_at) \
+         VALUES ({}, {}, {}, {}, 'pending', {}, {}, {}, {}, 1, {}, {})",
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[8]
+    )
+}
+
+/// Binds the values of a new task to `$query` in [`insert_sql`]'s order, then those of its
+/// log entry.
+macro_rules! bind_insert {
+    ($query:expr, $task:expr, $event:expr) => {{
+        let task: &NewTask = $task;
+        let (kind, data): &(TaskEventKind, Value) = $event;
+        $query
+            .bind(task.id)
+            .bind(task.kind.as_str())
+            .bind(task.name.as_str())
+            .bind(task.owner_id)
+            .bind(Json(&task.input))
+            .bind(task.max_attempts)
+            .bind(task.priority)
+            .bind(task.retry_of)
+            .bind(task.created_at)
+            .bind(kind.as_str())
+            .bind(Json(data))
+            .bind(task.created_at)
+    }};
 }
 
 /// Claims up to `$limit` due pending tasks for the run `$token`, with parameters `$at`,
@@ -396,100 +458,107 @@ macro_rules! bind_settlement {
 
 impl Database {
     /// Creates a pending task and the first entry of its log.
-    pub async fn insert_task(&self, task: &NewTask<'_>) -> Result<TaskEvent, DbError> {
-        let data = json!({ "status": TaskStatus::Pending });
-        let id = task.id;
-        let logged = (TaskEventKind::Status, &data, task.created_at);
-        let event = change_and_log!(
-            self,
-            logged,
-            "INSERT INTO tasks (id, kind, name, owner_id, status, input, max_attempts, priority, \
-             retry_of, last_event_seq, run_after, created_at) \
-             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, 1, $9, $9)",
-            id,
-            task.kind,
-            task.name,
-            task.owner_id,
-            Json(task.input),
-            task.max_attempts,
-            task.priority,
-            task.retry_of,
-            task.created_at,
-        );
-        event.ok_or_else(|| DbError::Corrupt("an inserted task returned no row".into()))
+    pub async fn insert_task(&self, task: &NewTask) -> Result<TaskEvent, DbError> {
+        let round = Round {
+            inserts: std::slice::from_ref(task),
+            ..Round::default()
+        };
+        let done = self.commit_round(&round, Utc::now()).await?;
+        done.inserted
+            .into_iter()
+            .next()
+            .flatten()
+            .ok_or_else(|| DbError::Corrupt("an inserted task returned no row".into()))
     }
 
-    /// Records the runs that ended, then moves up to `claim` due pending tasks to `running`
-    /// (highest priority first, then oldest; owners already running `per_user_limit` tasks are
-    /// skipped) and logs every change — in one transaction, so that a busy engine commits many
-    /// changes at once. Answers the logged event of each settlement (`None` for a task that
-    /// was no longer running) and the claimed tasks.
+    /// One round of the engine in one transaction, so that a busy engine commits many changes
+    /// at once: creates the new tasks, records the runs that ended, then moves up to `claim`
+    /// due pending tasks to `running` (highest priority first, then oldest; owners already
+    /// running `per_user_limit` tasks are skipped), logging every change. A settlement of a
+    /// task that is no longer running changes nothing and answers `None`.
     ///
     /// SQLite gets all of it as one multi-statement round trip. PostgreSQL takes the claimed
     /// rows with `FOR UPDATE SKIP LOCKED`, so several nodes can claim from one queue.
-    pub async fn settle_and_claim(
+    pub async fn commit_round(
         &self,
-        settlements: &[Settlement],
-        claim: usize,
-        per_user_limit: Option<i64>,
+        round: &Round<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Settled, DbError> {
-        let logged: Vec<(TaskEventKind, Value)> = settlements
+    ) -> Result<RoundDone, DbError> {
+        let inserts: Vec<(TaskEventKind, Value)> =
+            round.inserts.iter().map(NewTask::logged).collect();
+        let settlements: Vec<(TaskEventKind, Value)> = round
+            .settlements
             .iter()
             .map(|settlement| settlement.ending.logged())
             .collect();
-        let per_record = SETTLE_PARAMS + 3;
-        // Parameters after those of the settlements: the claim's.
-        let next = settlements.len() * per_record + 1;
-        let token_value = Uuid::now_v7();
-        let limit_value = i64::try_from(claim).unwrap_or(i64::MAX);
-        let (events, claimed) = match self {
+        let (insert_size, settle_size) = (INSERT_PARAMS + 3, SETTLE_PARAMS + 3);
+        let settle_base = round.inserts.len() * insert_size;
+        // Parameters after those of the inserts and settlements: the claim's.
+        let claim_base = settle_base + round.settlements.len() * settle_size + 1;
+        let token = Uuid::now_v7();
+        let limit = i64::try_from(round.claim).unwrap_or(i64::MAX);
+        let (logged, claimed) = match self {
             Database::Sqlite(pool) => {
                 let mut sql = String::from("BEGIN IMMEDIATE; ");
-                for index in 0..settlements.len() {
-                    let first = index * per_record + 1;
+                for index in 0..round.inserts.len() {
+                    let first = index * insert_size + 1;
+                    sql += &sqlite_log_after(&insert_sql(first), first, first + INSERT_PARAMS);
+                }
+                for index in 0..round.settlements.len() {
+                    let first = settle_base + index * settle_size + 1;
                     sql += &sqlite_log_after(&settle_sql(first), first, first + SETTLE_PARAMS);
                 }
-                if claim > 0 {
+                if round.claim > 0 {
                     let log = log_claims_sql(
-                        next,
+                        claim_base,
                         "json_object('status', 'running', 'attempt', attempt)",
                     );
                     // The claim token finds the rows just claimed: SQLite cannot feed one
                     // statement's RETURNING into the next.
-                    let token = next + 3;
                     sql += &format!(
-                        "{}; {log} FROM tasks WHERE status = 'running' AND claim_token = ${token} \
+                        "{}; {log} FROM tasks WHERE status = 'running' AND claim_token = ${} \
                          AND changes() > 0; ",
-                        claim_sql(next, "")
+                        claim_sql(claim_base, ""),
+                        claim_base + 3,
                     );
                 }
                 sql += "COMMIT;";
                 let mut query = sqlx::query(&sql);
-                for (settlement, event) in settlements.iter().zip(&logged) {
+                for (task, event) in round.inserts.iter().zip(&inserts) {
+                    query = bind_insert!(query, task, event);
+                }
+                for (settlement, event) in round.settlements.iter().zip(&settlements) {
                     query = bind_settlement!(query, settlement, event, now);
                 }
-                let query = query
-                    .bind(now)
-                    .bind(limit_value)
-                    .bind(per_user_limit)
-                    .bind(token_value);
+                if round.claim > 0 {
+                    query = query
+                        .bind(now)
+                        .bind(limit)
+                        .bind(round.per_user_limit)
+                        .bind(token);
+                }
                 let mut connection = pool.acquire().await?;
                 let rows = query.fetch_all(&mut *connection).await;
                 let rows = abandon_failed_transaction(&mut connection, rows).await?;
-                split_settled_and_claimed(&rows)?
+                split_logged_and_claimed(&rows)?
             }
             Database::Postgres(pool) => {
                 let mut transaction = pool.begin().await?;
-                let mut events = Vec::new();
-                for (settlement, event) in settlements.iter().zip(&logged) {
+                let mut logged = Vec::new();
+                for (task, event) in round.inserts.iter().zip(&inserts) {
+                    let sql = postgres_change_and_log(&insert_sql(1), INSERT_PARAMS + 1);
+                    let query = bind_insert!(sqlx::query_scalar(&sql), task, event);
+                    let seq: Option<i64> = query.fetch_optional(&mut *transaction).await?;
+                    logged.extend(seq.map(|seq| (task.id, seq)));
+                }
+                for (settlement, event) in round.settlements.iter().zip(&settlements) {
                     let sql = postgres_change_and_log(&settle_sql(1), SETTLE_PARAMS + 1);
                     let query = bind_settlement!(sqlx::query_scalar(&sql), settlement, event, now);
                     let seq: Option<i64> = query.fetch_optional(&mut *transaction).await?;
-                    events.extend(seq.map(|seq| (settlement.id, seq)));
+                    logged.extend(seq.map(|seq| (settlement.id, seq)));
                 }
                 let mut claimed = Vec::new();
-                if claim > 0 {
+                if round.claim > 0 {
                     let log = log_claims_sql(
                         1,
                         "jsonb_build_object('status', 'running', 'attempt', attempt)",
@@ -500,28 +569,36 @@ impl Database {
                     );
                     claimed = sqlx::query_as(&sql)
                         .bind(now)
-                        .bind(limit_value)
-                        .bind(per_user_limit)
-                        .bind(token_value)
+                        .bind(limit)
+                        .bind(round.per_user_limit)
+                        .bind(token)
                         .fetch_all(&mut *transaction)
                         .await?;
                 }
                 transaction.commit().await?;
-                (events, claimed)
+                (logged, claimed)
             }
         };
-        let events = settlements
-            .iter()
-            .zip(logged)
-            .map(|(settlement, (kind, data))| {
-                let seq = events.iter().find(|(id, _)| *id == settlement.id)?.1;
-                Some(TaskEvent {
-                    seq,
-                    kind,
-                    data,
-                    created_at: now,
-                })
+        let event = |id: Uuid, (kind, data): (TaskEventKind, Value), created_at| {
+            let seq = logged.iter().find(|(logged_id, _)| *logged_id == id)?.1;
+            Some(TaskEvent {
+                seq,
+                kind,
+                data,
+                created_at,
             })
+        };
+        let inserted = round
+            .inserts
+            .iter()
+            .zip(inserts)
+            .map(|(task, logged)| event(task.id, logged, task.created_at))
+            .collect();
+        let settled = round
+            .settlements
+            .iter()
+            .zip(settlements)
+            .map(|(settlement, logged)| event(settlement.id, logged, now))
             .collect();
         // A claim's rows come back in no particular order: start them in queue order.
         let mut claimed = claimed;
@@ -533,7 +610,11 @@ impl Database {
                 (task, event)
             })
             .collect();
-        Ok(Settled { events, claimed })
+        Ok(RoundDone {
+            inserted,
+            settled,
+            claimed,
+        })
     }
 
     /// Writes a running task's progress (the coalesced, unlogged part) and its heartbeat.

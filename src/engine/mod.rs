@@ -27,7 +27,7 @@ use std::{
 
 use chrono::Utc;
 use serde_json::Value;
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
@@ -39,7 +39,7 @@ pub use registry::JobRegistry;
 use crate::{
     api::tasks::{Task, TaskEvent, TaskProgress, TaskStatus, TaskUpdate},
     config::{Config, TaskSettings},
-    db::{Database, DbError, Ending, NewTask, Settlement},
+    db::{Database, DbError, Ending, NewTask, Round, Settlement},
     error::AppError,
 };
 use job::{StopReason, StopSignal};
@@ -77,6 +77,9 @@ pub(crate) struct Shared {
     /// find nothing each time a slot frees while the queue is empty.
     may_have_work: AtomicBool,
     running: Mutex<HashMap<Uuid, Arc<RunningTask>>>,
+    /// New tasks waiting for the dispatcher's next round; `None` while no dispatcher runs
+    /// (before `start`, after shutdown), when `enqueue` writes on its own.
+    inserts: Mutex<Option<Vec<PendingInsert>>>,
     /// Runners hand the endings of their runs to the dispatcher, which records them in batches.
     ended: mpsc::UnboundedSender<Ended>,
     /// The dispatcher's end of `ended`, until `start` hands it over.
@@ -84,6 +87,12 @@ pub(crate) struct Shared {
     /// The runners and the dispatcher: shutdown waits for them.
     runners: TaskTracker,
     shutdown: CancellationToken,
+}
+
+/// A task to create in the next round, and who waits for its first log entry.
+struct PendingInsert {
+    task: NewTask,
+    reply: oneshot::Sender<Result<TaskEvent, DbError>>,
 }
 
 /// A run that ended, waiting to be recorded. Its task keeps its slot until then.
@@ -133,6 +142,8 @@ pub enum EngineError {
     AlreadyFinished(TaskStatus),
     #[error("no such task")]
     NotFound,
+    #[error("the task engine is stopping")]
+    Stopped,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -145,6 +156,7 @@ impl From<EngineError> for AppError {
             }
             EngineError::AlreadyFinished(_) => AppError::Conflict(error.to_string()),
             EngineError::NotFound => AppError::NotFound,
+            EngineError::Stopped => AppError::Unavailable(error.to_string()),
             EngineError::Db(error) => error.into(),
         }
     }
@@ -182,6 +194,7 @@ impl TaskEngine {
                 wake: Notify::new(),
                 may_have_work: AtomicBool::new(true),
                 running: Mutex::default(),
+                inserts: Mutex::default(),
                 ended,
                 ended_receiver: Mutex::new(Some(ended_receiver)),
                 runners: TaskTracker::new(),
@@ -204,6 +217,7 @@ impl TaskEngine {
             .expect("receiver lock")
             .take()
             .expect("the engine starts once");
+        *self.shared.inserts.lock().expect("inserts lock") = Some(Vec::new());
         self.shared
             .runners
             .spawn(dispatch(self.shared.clone(), ended));
@@ -256,29 +270,26 @@ impl TaskEngine {
         job.check_input(&request.input)
             .map_err(|reason| EngineError::InvalidTask(format!("invalid input: {reason}")))?;
         let id = Uuid::now_v7();
-        let event = self
-            .shared
-            .db
-            .insert_task(&NewTask {
-                id,
-                kind: &request.kind,
-                name: request.name.trim(),
-                owner_id: request.owner_id,
-                input: &request.input,
-                max_attempts: i32::try_from(job.options().max_attempts).unwrap_or(i32::MAX),
-                priority: request.priority,
-                retry_of: request.retry_of,
-                created_at: Utc::now(),
-            })
-            .await?;
+        let owner_id = request.owner_id;
+        let task = NewTask {
+            id,
+            kind: request.kind,
+            name: request.name.trim().to_owned(),
+            owner_id,
+            input: request.input,
+            max_attempts: i32::try_from(job.options().max_attempts).unwrap_or(i32::MAX),
+            priority: request.priority,
+            retry_of: request.retry_of,
+            created_at: Utc::now(),
+        };
+        let event = self.shared.insert(task).await?;
         self.shared.publish(
             id,
-            request.owner_id,
+            owner_id,
             TaskStatus::Pending,
             TaskProgress::default(),
             event,
         );
-        self.shared.work_arrived();
         Ok(id)
     }
 
@@ -371,6 +382,48 @@ impl Shared {
     fn work_arrived(&self) {
         self.may_have_work.store(true, Ordering::Release);
         self.wake.notify_one();
+    }
+
+    /// Stores a new task: in the dispatcher's next round, together with whatever else it
+    /// writes, or on its own when no dispatcher runs.
+    async fn insert(&self, task: NewTask) -> Result<TaskEvent, EngineError> {
+        let (reply, answer) = oneshot::channel();
+        let unqueued = match self.inserts.lock().expect("inserts lock").as_mut() {
+            Some(queue) => {
+                queue.push(PendingInsert { task, reply });
+                None
+            }
+            None => Some(task),
+        };
+        if let Some(task) = unqueued {
+            return Ok(self.db.insert_task(&task).await?);
+        }
+        self.work_arrived();
+        Ok(answer.await.map_err(|_| EngineError::Stopped)??)
+    }
+
+    /// The tasks enqueued since the last round.
+    fn take_inserts(&self) -> Vec<PendingInsert> {
+        self.inserts
+            .lock()
+            .expect("inserts lock")
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Stops queueing new tasks for rounds (they are written on their own from now on) and
+    /// writes those that arrived last.
+    async fn close_inserts(&self) {
+        let last = self
+            .inserts
+            .lock()
+            .expect("inserts lock")
+            .take()
+            .unwrap_or_default();
+        for insert in last {
+            let _ = insert.reply.send(self.db.insert_task(&insert.task).await);
+        }
     }
 
     /// Queues a run's ending for the dispatcher to record.
@@ -490,10 +543,16 @@ impl Shared {
         }
         let settled = self
             .queue
-            .settle_and_claim(&settlements, 0, None, now)
+            .commit_round(
+                &Round {
+                    settlements: &settlements,
+                    ..Round::default()
+                },
+                now,
+            )
             .await?;
         for ((settlement, owner_id), event) in
-            settlements.into_iter().zip(owners).zip(settled.events)
+            settlements.into_iter().zip(owners).zip(settled.settled)
         {
             if let Some(event) = event {
                 let status = settlement.ending.status();
@@ -507,9 +566,9 @@ impl Shared {
     }
 }
 
-/// Records the runs that ended and starts due tasks in the slots they free, batching both
-/// into one transaction per round. After shutdown it claims nothing and returns once every
-/// running task has been recorded.
+/// Writes the engine's rounds: the tasks enqueued meanwhile, the runs that ended, and claims
+/// of due tasks for the slots that are free — one transaction per round. After shutdown it
+/// claims nothing and returns once every running task has been recorded.
 async fn dispatch(shared: Arc<Shared>, mut ended: mpsc::UnboundedReceiver<Ended>) {
     let per_user_limit = shared.settings.max_per_user.map(i64::from);
     let mut batch: Vec<Ended> = Vec::new();
@@ -517,6 +576,7 @@ async fn dispatch(shared: Arc<Shared>, mut ended: mpsc::UnboundedReceiver<Ended>
         while let Ok(one) = ended.try_recv() {
             batch.push(one);
         }
+        let inserts = shared.take_inserts();
         let stopping = shared.shutdown.is_cancelled();
         let still_running = shared.running_count().saturating_sub(batch.len());
         let free = (shared.settings.max_concurrent as usize).saturating_sub(still_running);
@@ -526,8 +586,9 @@ async fn dispatch(shared: Arc<Shared>, mut ended: mpsc::UnboundedReceiver<Ended>
         } else {
             0
         };
-        if batch.is_empty() && claim == 0 {
+        if batch.is_empty() && inserts.is_empty() && claim == 0 {
             if stopping && still_running == 0 {
+                shared.close_inserts().await;
                 return;
             }
             tokio::select! {
@@ -538,30 +599,42 @@ async fn dispatch(shared: Arc<Shared>, mut ended: mpsc::UnboundedReceiver<Ended>
             }
             continue;
         }
+        let new_tasks: Vec<NewTask> = inserts.iter().map(|insert| insert.task.clone()).collect();
         let settlements: Vec<Settlement> = batch.iter().map(|one| one.settlement.clone()).collect();
-        match shared
-            .queue
-            .settle_and_claim(&settlements, claim, per_user_limit, Utc::now())
-            .await
-        {
-            Ok(settled) => {
+        let round = Round {
+            inserts: &new_tasks,
+            settlements: &settlements,
+            claim,
+            per_user_limit,
+        };
+        match shared.queue.commit_round(&round, Utc::now()).await {
+            Ok(done) => {
+                for (insert, event) in inserts.into_iter().zip(done.inserted) {
+                    let answer = event
+                        .ok_or_else(|| DbError::Corrupt("an inserted task returned no row".into()));
+                    let _ = insert.reply.send(answer);
+                }
                 let freed = !batch.is_empty();
-                for (one, event) in batch.drain(..).zip(settled.events) {
+                for (one, event) in batch.drain(..).zip(done.settled) {
                     shared.conclude(one, event);
                 }
                 // A full claim may have left more behind; with a per-user limit, a finished
                 // task may have unblocked its owner's next one.
-                if (claim > 0 && settled.claimed.len() == claim)
-                    || (freed && per_user_limit.is_some())
+                if (claim > 0 && done.claimed.len() == claim) || (freed && per_user_limit.is_some())
                 {
                     shared.may_have_work.store(true, Ordering::Release);
                 }
-                for (task, event) in settled.claimed {
+                for (task, event) in done.claimed {
                     runner::start(&shared, task, event);
                 }
             }
             Err(error) => {
-                tracing::warn!(%error, "could not record ended tasks or claim new ones; retrying shortly");
+                tracing::warn!(%error, "could not write a round of the task engine; retrying shortly");
+                // New tasks are written one by one, so that one bad task cannot hold back the
+                // others; endings are tried again in the next round.
+                for insert in inserts {
+                    let _ = insert.reply.send(shared.db.insert_task(&insert.task).await);
+                }
                 shared.may_have_work.store(true, Ordering::Release);
                 tokio::time::sleep(POLL_INTERVAL).await;
             }

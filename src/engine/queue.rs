@@ -6,18 +6,17 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use uuid::Uuid;
 
-use crate::db::{Database, DbError, InterruptedTask, Settled, Settlement};
+use crate::db::{Database, DbError, InterruptedTask, Round, RoundDone};
 
 pub trait TaskQueue: Send + Sync + 'static {
-    /// Records the runs that ended here and takes up to `claim` due tasks to run here,
-    /// honouring the per-user limit, with the log entries of both.
-    fn settle_and_claim<'a>(
+    /// Commits one round of this node: new tasks, the runs that ended here, and up to
+    /// `round.claim` due tasks to run here, honouring the per-user limit, with their log
+    /// entries.
+    fn commit_round<'a>(
         &'a self,
-        ended: &'a [Settlement],
-        claim: usize,
-        per_user_limit: Option<i64>,
+        round: &'a Round<'a>,
         now: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<Settled, DbError>>;
+    ) -> BoxFuture<'a, Result<RoundDone, DbError>>;
 
     /// Renews the lease of the tasks running here; answers those somebody asked to cancel.
     fn heartbeat<'a>(
@@ -44,14 +43,12 @@ impl SingleNodeQueue {
 }
 
 impl TaskQueue for SingleNodeQueue {
-    fn settle_and_claim<'a>(
+    fn commit_round<'a>(
         &'a self,
-        ended: &'a [Settlement],
-        claim: usize,
-        per_user_limit: Option<i64>,
+        round: &'a Round<'a>,
         now: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<Settled, DbError>> {
-        Box::pin(self.db.settle_and_claim(ended, claim, per_user_limit, now))
+    ) -> BoxFuture<'a, Result<RoundDone, DbError>> {
+        Box::pin(self.db.commit_round(round, now))
     }
 
     fn heartbeat<'a>(

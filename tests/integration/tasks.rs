@@ -8,7 +8,7 @@ use rstest::rstest;
 use serde_json::{Value, json};
 use tidings::{
     api::tasks::{TaskEventKind, TaskStatus},
-    db::{Database, Ending, NewTask, Settlement},
+    db::{Database, Ending, NewTask, Round, Settlement},
     engine::EngineError,
     jobs::testing::child_ticks,
 };
@@ -449,11 +449,12 @@ async fn no_transition_leaves_a_final_state(
         late(Ending::Failed("late".into())),
         late(Ending::Cancelled),
     ];
-    let settled = db
-        .settle_and_claim(&settlements, 0, None, now)
-        .await
-        .unwrap();
-    assert_eq!(settled.events, [None, None, None]);
+    let round = Round {
+        settlements: &settlements,
+        ..Round::default()
+    };
+    let settled = db.commit_round(&round, now).await.unwrap();
+    assert_eq!(settled.settled, [None, None, None]);
     assert!(db.log_stage(id, "late", None, now).await.unwrap().is_none());
     let after = task(&server, id).await;
     assert_eq!(
@@ -646,25 +647,29 @@ async fn one_batch_records_several_endings_and_claims_in_order(
     let database = TestDatabase::create(backend).await;
     let db = database.open().await;
     let now = Utc::now();
-    let mut ids = Vec::new();
-    for priority in [0, 5, 0, 0] {
-        let id = Uuid::now_v7();
-        db.insert_task(&NewTask {
-            id,
-            kind: "test.steps",
-            name: "batch",
+    let new_tasks: Vec<NewTask> = [0, 5, 0, 0]
+        .into_iter()
+        .map(|priority| NewTask {
+            id: Uuid::now_v7(),
+            kind: "test.steps".into(),
+            name: "batch".into(),
             owner_id: None,
-            input: &json!({ "steps": 1 }),
+            input: json!({ "steps": 1 }),
             max_attempts: 3,
             priority,
             retry_of: None,
             created_at: now,
         })
-        .await
-        .unwrap();
-        ids.push(id);
-    }
-    let first = db.settle_and_claim(&[], 3, None, now).await.unwrap();
+        .collect();
+    let ids: Vec<Uuid> = new_tasks.iter().map(|task| task.id).collect();
+    // Tasks created in a round can be claimed in the same round.
+    let round = Round {
+        inserts: &new_tasks,
+        claim: 3,
+        ..Round::default()
+    };
+    let first = db.commit_round(&round, now).await.unwrap();
+    assert_all_logged(&first.inserted, 1);
     let claimed: Vec<Uuid> = first.claimed.iter().map(|(task, _)| task.id).collect();
     assert_eq!(
         claimed,
@@ -695,16 +700,13 @@ async fn one_batch_records_several_endings_and_claims_in_order(
             },
         ),
     ];
-    let second = db
-        .settle_and_claim(&settlements, 3, None, now)
-        .await
-        .unwrap();
-    assert!(
-        second
-            .events
-            .iter()
-            .all(|event| event.as_ref().is_some_and(|e| e.seq == 3))
-    );
+    let round = Round {
+        settlements: &settlements,
+        claim: 3,
+        ..Round::default()
+    };
+    let second = db.commit_round(&round, now).await.unwrap();
+    assert_all_logged(&second.settled, 3);
     let claimed: Vec<Uuid> = second.claimed.iter().map(|(task, _)| task.id).collect();
     assert_eq!(claimed, [ids[3]], "the retry is not due yet");
 
@@ -735,4 +737,11 @@ async fn one_batch_records_several_endings_and_claims_in_order(
         Some(TaskEventKind::Retry)
     );
     db.close().await;
+}
+
+/// Every change of a round was logged, with sequence number `seq`.
+fn assert_all_logged(events: &[Option<tidings::api::tasks::TaskEvent>], seq: i64) {
+    for event in events {
+        assert_eq!(event.as_ref().map(|event| event.seq), Some(seq));
+    }
 }
