@@ -39,6 +39,9 @@ struct Options {
     /// Concurrency limits to measure throughput with.
     #[arg(long, value_delimiter = ',', default_value = "3,16")]
     limits: Vec<u32>,
+    /// Concurrent clients enqueueing in the second throughput run.
+    #[arg(long, default_value_t = 8)]
+    producers: usize,
     /// Accepts cargo bench's own flag.
     #[arg(long, hide = true)]
     bench: bool,
@@ -157,25 +160,32 @@ async fn wait_finished(
     }
 }
 
-/// Enqueues `tasks` no-op tasks while the engine runs them; answers tasks per second from the
-/// first enqueue to the last completion.
-async fn throughput(tasks: usize, max_concurrent: u32) -> f64 {
+/// Enqueues `tasks` no-op tasks from `producers` concurrent clients while the engine runs
+/// them; answers tasks per second from the first enqueue to the last completion.
+async fn throughput(tasks: usize, max_concurrent: u32, producers: usize) -> f64 {
     let bench = engine(max_concurrent).await;
     bench.engine.start().await.unwrap();
     let mut updates = bench.engine.subscribe();
     let started = Instant::now();
-    let engine = bench.engine.clone();
-    let enqueuing = tokio::spawn(async move {
-        for _ in 0..tasks {
-            engine
-                .enqueue(request("bench.noop", serde_json::Value::Null))
-                .await
-                .unwrap();
-        }
-    });
-    // The broadcast buffer holds 4096 updates; keep reading while the producer works.
+    let enqueuing: Vec<_> = (0..producers)
+        .map(|producer| {
+            let engine = bench.engine.clone();
+            let share = tasks / producers + usize::from(producer < tasks % producers);
+            tokio::spawn(async move {
+                for _ in 0..share {
+                    engine
+                        .enqueue(request("bench.noop", serde_json::Value::Null))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    // The broadcast buffer holds 4096 updates; keep reading while the producers work.
     wait_finished(&mut updates, tasks).await;
-    enqueuing.await.unwrap();
+    for producer in enqueuing {
+        producer.await.unwrap();
+    }
     let elapsed = started.elapsed();
     bench.engine.shutdown().await;
     tasks as f64 / elapsed.as_secs_f64()
@@ -272,11 +282,14 @@ async fn main() {
     };
     println!("task engine benchmark on {backend}");
     for &limit in &options.limits {
-        let rate = throughput(options.tasks, limit).await;
-        println!(
-            "throughput: {} no-op tasks enqueued while running, limit {limit}: {rate:.0} tasks/s",
-            options.tasks
-        );
+        for producers in [1, options.producers] {
+            let rate = throughput(options.tasks, limit, producers).await;
+            println!(
+                "throughput: {} no-op tasks enqueued by {producers} client(s) while running, \
+                 limit {limit}: {rate:.0} tasks/s",
+                options.tasks
+            );
+        }
     }
     for &limit in &options.limits {
         let rate = drain(options.tasks, limit).await;
