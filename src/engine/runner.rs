@@ -40,6 +40,10 @@ pub(super) fn start(shared: &Arc<Shared>, task: ClaimedTask, claimed: TaskEvent)
         .lock()
         .expect("running lock")
         .insert(task.id, running.clone());
+    // Claimed by a round that was under way when shutdown began: stop it like the others.
+    if shared.shutdown.is_cancelled() {
+        running.stop.stop(StopReason::Shutdown);
+    }
     shared.publish_running(&running, Ok(Some(claimed)));
     shared.runners.spawn(run(shared.clone(), task, running));
 }
