@@ -726,18 +726,13 @@ impl Database {
         ))
     }
 
-    /// Every task left `running`, e.g. by a crash (`stale_before = None`), or whose heartbeat
-    /// is older than `stale_before`.
-    pub async fn running_tasks(
-        &self,
-        stale_before: Option<DateTime<Utc>>,
-    ) -> Result<Vec<InterruptedTask>, DbError> {
+    /// Every task left `running` (after a crash, all of them: no runner survived it).
+    pub async fn running_tasks(&self) -> Result<Vec<InterruptedTask>, DbError> {
         let tasks = on_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT id, kind, attempt, max_attempts FROM tasks WHERE status = 'running' \
-                 AND ($1 IS NULL OR heartbeat_at < $1) ORDER BY id",
+                 ORDER BY id",
             )
-            .bind(stale_before)
             .fetch_all(pool)
             .await
         })?;

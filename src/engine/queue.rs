@@ -60,6 +60,6 @@ impl TaskQueue for SingleNodeQueue {
     }
 
     fn orphaned(&self) -> BoxFuture<'_, Result<Vec<InterruptedTask>, DbError>> {
-        Box::pin(self.db.running_tasks(None))
+        Box::pin(self.db.running_tasks())
     }
 }

@@ -26,13 +26,6 @@ impl JobRegistry {
     pub(super) fn get(&self, kind: &str) -> Option<Arc<dyn RegisteredJob>> {
         self.jobs.get(kind).cloned()
     }
-
-    /// The registered kinds, sorted.
-    pub fn kinds(&self) -> Vec<&'static str> {
-        let mut kinds: Vec<_> = self.jobs.keys().copied().collect();
-        kinds.sort_unstable();
-        kinds
-    }
 }
 
 /// A [`Job`] with its input and output types erased to JSON, so that kinds of different types

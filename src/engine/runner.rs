@@ -138,8 +138,13 @@ async fn save_progress(shared: &Shared, running: &RunningTask) {
     {
         tracing::warn!(task = %running.id, %error, "could not save task progress");
     }
-    if let Some(detail) = changes.detail {
-        let logged = shared.db.log_detail(running.id, &detail, now).await;
+    log_detail(shared, running, changes.detail).await;
+}
+
+/// Logs and publishes the latest structured detail the job reported, if any.
+async fn log_detail(shared: &Shared, running: &RunningTask, detail: Option<Value>) {
+    if let Some(detail) = detail {
+        let logged = shared.db.log_detail(running.id, &detail, Utc::now()).await;
         shared.publish_running(running, logged);
     }
 }
@@ -191,8 +196,10 @@ async fn hand_over(
     running: Arc<RunningTask>,
     outcome: Outcome,
 ) {
-    // Progress goes with the ending; only a pending detail needs its own log entry.
-    save_progress(shared, &running).await;
+    // Progress is written with the ending; only a pending detail needs its own log entry.
+    if let Some(changes) = running.tracker.take_unsaved() {
+        log_detail(shared, &running, changes.detail).await;
+    }
     let options = shared.registry.get(&task.kind).map(|job| job.options());
     let ending = match outcome {
         Outcome::Completed(result) => Ending::Completed(result),

@@ -238,6 +238,16 @@ async fn unknown_and_malformed_ids_are_clear_errors(
             format!("{BASE}/nothing-here"),
             StatusCode::NOT_FOUND,
         ),
+        (
+            Method::POST,
+            format!("{BASE}/task/{unknown}/retry"),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::POST,
+            format!("{BASE}/task/not-a-uuid/retry"),
+            StatusCode::BAD_REQUEST,
+        ),
     ];
     for (method, path, expected) in cases {
         let response = ann
