@@ -7,7 +7,8 @@
 //!   [`protocol`] (WebSocket messages), [`error`].
 //! - Server only (`ssr`): [`config`], [`db`] (all SQL), [`auth`] (credentials, the current
 //!   user, request middleware), [`engine`] (the task queue and runners), [`jobs`] (the kinds of
-//!   work), [`services`] (the logic), [`server`] (HTTP routes, WebSocket, shutdown).
+//!   work), [`live`] (routing task updates to WebSocket subscribers), [`services`] (the
+//!   logic), [`server`] (HTTP routes, WebSocket, shutdown).
 
 pub mod api;
 pub mod app;
@@ -25,6 +26,8 @@ pub mod db;
 pub mod engine;
 #[cfg(feature = "ssr")]
 pub mod jobs;
+#[cfg(feature = "ssr")]
+pub mod live;
 #[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]

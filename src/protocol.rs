@@ -5,6 +5,9 @@
 //! [`ServerMessage::parse`], which never panic: a frame that does not parse is an error value.
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::api::tasks::{Task, TaskEvent, TaskSummary, TaskUpdate};
 
 /// Version of this protocol, announced in [`ServerMessage::Hello`]. Bumped on breaking changes so
 /// that an old tab can tell it must reload.
@@ -21,10 +24,38 @@ pub enum ClientMessage {
     /// Asks for a [`ServerMessage::Pong`] carrying the same nonce; used to measure round trips
     /// and to notice a dead connection that the browser has not reported yet.
     Ping { nonce: u64 },
+    /// Asks for the topic's current state ([`ServerMessage::TaskSnapshot`] or
+    /// [`ServerMessage::TasksSnapshot`]) and then its live updates. Subscribing again to a topic
+    /// already subscribed answers a fresh snapshot.
+    Subscribe {
+        topic: Topic,
+        /// For a task: the newest event sequence number the client has seen. The snapshot then
+        /// carries only the events after it, when the log still has them all.
+        #[serde(default)]
+        after: Option<i64>,
+    },
+    /// Stops the topic's updates; answered with [`ServerMessage::Unsubscribed`].
+    Unsubscribe { topic: Topic },
 }
 
+/// What a client can subscribe to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Topic {
+    /// One task: its state and every change of it.
+    Task { id: Uuid },
+    /// Every task the user may see: their own, or everybody's for an administrator.
+    Tasks,
+}
+
+/// Most events a task snapshot carries; a client further behind gets the newest ones and
+/// replaces its timeline.
+pub const SNAPSHOT_EVENTS_LIMIT: u32 = 200;
+/// Most topics one connection may subscribe to at once.
+pub const MAX_SUBSCRIPTIONS: usize = 100;
+
 /// Messages sent by the server.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// First message on every connection: the connection is ready for requests.
@@ -34,8 +65,39 @@ pub enum ServerMessage {
     },
     /// Answer to [`ClientMessage::Ping`].
     Pong { nonce: u64 },
+    /// The current state of a subscribed task: the first answer to
+    /// [`ClientMessage::Subscribe`] for [`Topic::Task`]. Updates follow as
+    /// [`ServerMessage::TaskUpdate`].
+    TaskSnapshot {
+        task: Box<Task>,
+        /// The log entries the client has not seen, oldest first.
+        events: Vec<TaskEvent>,
+        /// `true` when `events` are the newest entries rather than all those after the client's
+        /// `after` (a first subscription, or a gap too old to replay): the client replaces its
+        /// timeline instead of appending.
+        replaces_timeline: bool,
+    },
+    /// The current state of [`Topic::Tasks`]: counts by status, the tasks running or waiting,
+    /// and the latest finished ones.
+    TasksSnapshot {
+        summary: TaskSummary,
+        active: Vec<Task>,
+        recent: Vec<Task>,
+    },
+    /// A live change of a task the client subscribed to (directly or through
+    /// [`Topic::Tasks`]). A client applies it only when its `seq` is not older than what it
+    /// knows, and appends its event only when the event's `seq` is newer.
+    TaskUpdate { update: TaskUpdate },
+    /// Answer to [`ClientMessage::Unsubscribe`].
+    Unsubscribed { topic: Topic },
     /// A request could not be handled; the connection stays open unless a close frame follows.
-    Error { code: ErrorCode, message: String },
+    Error {
+        code: ErrorCode,
+        message: String,
+        /// The subscription the error is about, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<Topic>,
+    },
 }
 
 /// Machine-readable reason of a [`ServerMessage::Error`].
@@ -46,6 +108,12 @@ pub enum ErrorCode {
     MalformedMessage,
     /// Binary frames carry nothing in this protocol.
     UnsupportedFrame,
+    /// The task does not exist or belongs to somebody else.
+    NotFound,
+    /// The connection already has [`MAX_SUBSCRIPTIONS`] subscriptions.
+    TooManySubscriptions,
+    /// The server could not answer now (its database did not); try again later.
+    Unavailable,
 }
 
 impl ClientMessage {
@@ -67,12 +135,14 @@ impl ServerMessage {
         ServerMessage::Error {
             code: ErrorCode::MalformedMessage,
             message: format!("malformed message: {error}"),
+            topic: None,
         }
     }
 
     /// Serialises the message as one text frame.
     pub fn to_frame(&self) -> String {
-        // Serialising these plain enums cannot fail: every field is a string, number or enum.
+        // Serialising cannot fail: every map key is a string and no type has a fallible
+        // `Serialize`.
         serde_json::to_string(self).expect("server messages always serialise")
     }
 }
@@ -82,6 +152,7 @@ impl ClientMessage {
     pub fn ping_nonce(&self) -> Option<u64> {
         match self {
             ClientMessage::Ping { nonce } => Some(*nonce),
+            ClientMessage::Subscribe { .. } | ClientMessage::Unsubscribe { .. } => None,
         }
     }
 
@@ -116,11 +187,52 @@ mod tests {
             ServerMessage::Error {
                 code: ErrorCode::MalformedMessage,
                 message: "x".into(),
+                topic: None,
+            },
+            ServerMessage::Unsubscribed {
+                topic: Topic::Task { id: Uuid::nil() },
+            },
+            ServerMessage::Error {
+                code: ErrorCode::NotFound,
+                message: "no such task".into(),
+                topic: Some(Topic::Tasks),
             },
         ];
         for message in messages {
             assert_eq!(ServerMessage::parse(&message.to_frame()).unwrap(), message);
         }
+    }
+
+    #[test]
+    fn subscriptions_have_a_stable_wire_format() {
+        let id = Uuid::nil();
+        let subscribe = ClientMessage::Subscribe {
+            topic: Topic::Task { id },
+            after: Some(4),
+        };
+        assert_eq!(
+            subscribe.to_frame(),
+            format!(r#"{{"type":"subscribe","topic":{{"kind":"task","id":"{id}"}},"after":4}}"#)
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"subscribe","topic":{"kind":"tasks"}}"#).unwrap(),
+            ClientMessage::Subscribe {
+                topic: Topic::Tasks,
+                after: None
+            }
+        );
+        assert_eq!(
+            ClientMessage::parse(
+                &ClientMessage::Unsubscribe {
+                    topic: Topic::Tasks
+                }
+                .to_frame()
+            )
+            .unwrap(),
+            ClientMessage::Unsubscribe {
+                topic: Topic::Tasks
+            }
+        );
     }
 
     #[test]
@@ -136,6 +248,13 @@ mod tests {
             r#"{"type":"ping","nonce":1,"extra":true}"#,
             r#"{"type":"launch_missiles"}"#,
             r#"{"nonce":1}"#,
+            r#"{"type":"subscribe"}"#,
+            r#"{"type":"subscribe","topic":{"kind":"task"}}"#,
+            r#"{"type":"subscribe","topic":{"kind":"task","id":"not-a-uuid"}}"#,
+            r#"{"type":"subscribe","topic":{"kind":"everything"}}"#,
+            r#"{"type":"subscribe","topic":{"kind":"tasks","owner":1}}"#,
+            r#"{"type":"subscribe","topic":{"kind":"tasks"},"after":"x"}"#,
+            r#"{"type":"unsubscribe","topic":"tasks"}"#,
         ] {
             assert!(ClientMessage::parse(frame).is_err(), "accepted {frame:?}");
         }
@@ -170,7 +289,7 @@ mod tests {
     #[test]
     fn malformed_reply_names_the_problem() {
         let error = ClientMessage::parse(r#"{"type":"ping"}"#).unwrap_err();
-        let ServerMessage::Error { code, message } = ServerMessage::malformed(&error) else {
+        let ServerMessage::Error { code, message, .. } = ServerMessage::malformed(&error) else {
             panic!("expected an error message");
         };
         assert_eq!(code, ErrorCode::MalformedMessage);

@@ -32,7 +32,9 @@ use crate::{
     config::Config,
     db::Database,
     engine::TaskEngine,
-    jobs, services,
+    jobs,
+    live::LiveHub,
+    services,
 };
 
 pub use server_fns::{leptos_client_address, set_leptos_cookie};
@@ -51,6 +53,8 @@ pub struct AppState {
     pub info: Arc<ServerInfo>,
     pub auth: Arc<AuthState>,
     pub engine: TaskEngine,
+    /// Routes task updates to the WebSocket connections that subscribed to them.
+    pub live: LiveHub,
     /// Cancelled when the server begins to shut down; long-lived tasks (sockets) watch it.
     pub shutdown: CancellationToken,
 }
@@ -95,6 +99,7 @@ impl Server {
         let state = AppState {
             leptos_options,
             engine: engine.clone(),
+            live: LiveHub::default(),
             db,
             info: Arc::new(ServerInfo {
                 started_at,
@@ -113,6 +118,8 @@ impl Server {
                     anyhow::anyhow!("cannot create the administrator {username}: {error}")
                 })?;
         }
+        // The hub listens before the engine starts, so that the recovery's updates reach it too.
+        state.live.start(engine.subscribe(), state.shutdown.clone());
         engine
             .start()
             .await

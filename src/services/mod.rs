@@ -2,5 +2,6 @@
 //! WebSocket handlers parse their input, call a service and render its answer.
 
 pub mod accounts;
+pub mod live;
 pub mod system;
 pub mod tasks;

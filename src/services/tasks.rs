@@ -21,7 +21,7 @@ const EVENTS_PER_PAGE: u32 = 1000;
 const KIND_MAX_CHARS: usize = 100;
 
 /// Whose tasks the caller sees: `None` means everybody's.
-fn owner_scope(caller: &CurrentUser) -> Option<i64> {
+pub(crate) fn owner_scope(caller: &CurrentUser) -> Option<i64> {
     (!caller.is_admin()).then(|| caller.id())
 }
 

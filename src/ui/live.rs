@@ -235,7 +235,7 @@ mod browser {
                     unanswered.drain(..=index);
                 }
             }
-            ServerMessage::Error { code, message } => {
+            ServerMessage::Error { code, message, .. } => {
                 logging::warn!("server reported {code:?}: {message}");
             }
         }
