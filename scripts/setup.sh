@@ -105,7 +105,9 @@ ensure_end2end_dependencies() {
   echo "installed"
 }
 
+# build_release [EXTRA ARGS...]: the optimised server and WASM, e.g. with
+# `--bin-features ssr,test-jobs` for the end-to-end tests.
 build_release() {
-  step "Building the release: server and WASM (cargo leptos build --release)"
-  (cd "$PROJECT_ROOT" && cargo leptos build --release)
+  step "Building the release: server and WASM (cargo leptos build --release $*)"
+  (cd "$PROJECT_ROOT" && cargo leptos build --release "$@")
 }

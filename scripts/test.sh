@@ -47,7 +47,8 @@ skipped=$((skipped + rust_ignored))
 if [ "$status" -ne 0 ] && [ "$rust_failed" -eq 0 ]; then rust_failed=1; fi # did not build
 record "Rust tests" "$rust_passed" "$rust_failed"
 
-if build_release; then
+# The end-to-end tests start tasks of the test-only job kinds, so their server has them.
+if build_release --bin-features ssr,test-jobs; then
   record "release build" 1 0
   step "Playwright end-to-end tests (Chromium)"
   results="$PROJECT_ROOT/end2end/test-results/results.json"

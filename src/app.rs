@@ -3,14 +3,17 @@
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    SsrMode, StaticSegment,
+    ParamSegment, SsrMode, StaticSegment,
     components::{Route, Router, Routes},
 };
 
 use crate::ui::{
+    components::Clock,
     layout::Layout,
     live::LiveConnection,
-    pages::{AccountPage, HomePage, LoginPage, NotFound, SetupPage, UsersPage},
+    pages::{
+        AccountPage, HomePage, LoginPage, NotFound, SetupPage, TaskPage, TasksPage, UsersPage,
+    },
     session::Session,
 };
 
@@ -43,6 +46,7 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     Session::provide();
     LiveConnection::provide();
+    Clock::provide();
 
     view! {
         <Stylesheet id="leptos" href="/pkg/tidings.css"/>
@@ -51,6 +55,12 @@ pub fn App() -> impl IntoView {
             <Layout>
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("tasks") view=TasksPage ssr=SsrMode::Async/>
+                    <Route
+                        path=(StaticSegment("tasks"), ParamSegment("id"))
+                        view=TaskPage
+                        ssr=SsrMode::Async
+                    />
                     <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async/>
                     <Route path=StaticSegment("setup") view=SetupPage ssr=SsrMode::Async/>
                     <Route path=StaticSegment("account") view=AccountPage ssr=SsrMode::Async/>

@@ -40,12 +40,31 @@ pub enum ClientMessage {
 
 /// What a client can subscribe to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case", from = "TopicFrame")]
 pub enum Topic {
     /// One task: its state and every change of it.
     Task { id: Uuid },
     /// Every task the user may see: their own, or everybody's for an administrator.
     Tasks,
+}
+
+/// How a [`Topic`] is read: serde ignores `deny_unknown_fields` on the unit variants of an
+/// internally tagged enum, so `{"kind":"tasks","owner":1}` would pass as `Tasks`; an empty
+/// struct variant refuses it.
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum TopicFrame {
+    Task { id: Uuid },
+    Tasks {},
+}
+
+impl From<TopicFrame> for Topic {
+    fn from(frame: TopicFrame) -> Self {
+        match frame {
+            TopicFrame::Task { id } => Topic::Task { id },
+            TopicFrame::Tasks {} => Topic::Tasks,
+        }
+    }
 }
 
 /// Most events a task snapshot carries; a client further behind gets the newest ones and

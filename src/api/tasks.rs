@@ -212,6 +212,12 @@ pub struct TaskUpdate {
 pub struct TaskFilter {
     pub status: Option<TaskStatus>,
     pub kind: Option<String>,
+    /// Only the tasks of the user with this username (administrators' listings).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Only the tasks whose name or kind contains this text, ignoring case.
+    #[serde(default)]
+    pub text: Option<String>,
     /// Show only the tasks whose id is older than this one (the previous page's last id).
     pub cursor: Option<Uuid>,
     /// Page size, 1–[`MAX_PAGE_SIZE`]; [`DEFAULT_PAGE_SIZE`] when unset.
@@ -228,6 +234,58 @@ pub struct TaskPage {
     /// Pass as `cursor` to get the next page; `None` on the last page.
     pub next_cursor: Option<Uuid>,
     pub summary: TaskSummary,
+}
+
+/// What the dashboard shows: counts by status, the tasks running or waiting (running first,
+/// then the queue in order), and the latest finished tasks.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskOverview {
+    pub summary: TaskSummary,
+    pub active: Vec<Task>,
+    pub recent: Vec<Task>,
+}
+
+impl Task {
+    /// Applies a live update to this task as the client knows it, following the rule of the
+    /// live protocol: an update older than the newest logged event known is stale and ignored;
+    /// its event is new only when its sequence number is. Answers the new event, if any.
+    pub fn apply(&mut self, update: &TaskUpdate) -> Option<TaskEvent> {
+        if update.task_id != self.id || update.seq < self.last_event_seq {
+            return None;
+        }
+        self.status = update.status;
+        self.cancel_requested = update.cancel_requested && !update.status.is_finished();
+        self.progress = update.progress.clone();
+        if self.status != TaskStatus::Pending {
+            self.queue_position = None;
+        }
+        let event = update
+            .event
+            .as_ref()
+            .filter(|event| event.seq > self.last_event_seq)?;
+        self.last_event_seq = event.seq;
+        self.note_event(event);
+        Some(event.clone())
+    }
+
+    /// Keeps the fields that a logged event changes (error text, start and end times) in step.
+    fn note_event(&mut self, event: &TaskEvent) {
+        if event.kind != TaskEventKind::Status {
+            return;
+        }
+        match self.status {
+            TaskStatus::Running => {
+                self.started_at.get_or_insert(event.created_at);
+            }
+            status if status.is_finished() => {
+                self.completed_at.get_or_insert(event.created_at);
+                if let Some(error) = event.data.get("error").and_then(Value::as_str) {
+                    self.error = Some(error.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(feature = "ssr")]
@@ -248,6 +306,32 @@ pub async fn get_task(id: Uuid) -> Result<Task, AppError> {
 #[server(endpoint = "tasks/list")]
 pub async fn list_tasks(filter: TaskFilter) -> Result<TaskPage, AppError> {
     tasks::list(&state()?, &CurrentUser::from_leptos_context()?, &filter).await
+}
+
+/// Counts, running and waiting tasks, and the latest finished ones, for the dashboard.
+#[server(endpoint = "tasks/overview")]
+pub async fn get_task_overview() -> Result<TaskOverview, AppError> {
+    tasks::overview(&state()?, &CurrentUser::from_leptos_context()?).await
+}
+
+/// The job kinds this server runs, for the form that starts a task.
+#[server(endpoint = "tasks/kinds")]
+pub async fn get_job_kinds() -> Result<Vec<String>, AppError> {
+    CurrentUser::from_leptos_context()?;
+    Ok(tasks::kinds(&state()?))
+}
+
+/// Starts a task of `kind`; `input` is its JSON input as text (empty means `{}`).
+#[server(endpoint = "tasks/start")]
+pub async fn start_task(kind: String, name: String, input: String) -> Result<Task, AppError> {
+    tasks::start(
+        &state()?,
+        &CurrentUser::from_leptos_context()?,
+        &kind,
+        &name,
+        &input,
+    )
+    .await
 }
 
 /// The entries of a task's event log after sequence number `after` (all with 0).
@@ -291,6 +375,93 @@ mod tests {
         assert_eq!(TaskProgress::percent(-3, Some(10)), 0.0);
         assert_eq!(TaskProgress::percent(7, None), 0.0);
         assert_eq!(TaskProgress::percent(0, Some(0)), 100.0);
+    }
+
+    fn running_task() -> Task {
+        Task {
+            id: Uuid::from_u128(1),
+            kind: "test".into(),
+            name: "t".into(),
+            owner: None,
+            owner_id: None,
+            status: TaskStatus::Running,
+            progress: TaskProgress::default(),
+            input: Value::Null,
+            result: None,
+            error: None,
+            detail: None,
+            metadata: Value::Null,
+            attempt: 1,
+            max_attempts: 1,
+            priority: 0,
+            cancel_requested: false,
+            retry_of: None,
+            queue_position: None,
+            last_event_seq: 2,
+            run_after: DateTime::UNIX_EPOCH,
+            created_at: DateTime::UNIX_EPOCH,
+            started_at: Some(DateTime::UNIX_EPOCH),
+            completed_at: None,
+            heartbeat_at: None,
+        }
+    }
+
+    fn update(seq: i64, status: TaskStatus, event: Option<TaskEventKind>) -> TaskUpdate {
+        TaskUpdate {
+            task_id: Uuid::from_u128(1),
+            owner_id: None,
+            status,
+            cancel_requested: false,
+            progress: TaskProgress {
+                processed_items: seq,
+                ..TaskProgress::default()
+            },
+            seq,
+            event: event.map(|kind| TaskEvent {
+                seq,
+                kind,
+                data: serde_json::json!({ "status": status.as_str(), "error": "boom" }),
+                created_at: DateTime::UNIX_EPOCH,
+            }),
+        }
+    }
+
+    #[test]
+    fn stale_updates_and_replayed_events_are_ignored() {
+        let mut task = running_task();
+        assert_eq!(task.apply(&update(1, TaskStatus::Pending, None)), None);
+        assert_eq!(
+            task.status,
+            TaskStatus::Running,
+            "an older update changes nothing"
+        );
+        // A tick at the current sequence number moves the bar but logs nothing.
+        assert_eq!(task.apply(&update(2, TaskStatus::Running, None)), None);
+        assert_eq!(task.progress.processed_items, 2);
+        assert_eq!(
+            task.apply(&update(2, TaskStatus::Running, Some(TaskEventKind::Stage))),
+            None,
+            "an event already known is not appended twice"
+        );
+        let event = task.apply(&update(3, TaskStatus::Running, Some(TaskEventKind::Stage)));
+        assert_eq!(event.map(|event| event.seq), Some(3));
+        assert_eq!(task.last_event_seq, 3);
+    }
+
+    #[test]
+    fn a_final_status_event_records_the_error_and_the_end() {
+        let mut task = running_task();
+        task.cancel_requested = true;
+        task.apply(&update(3, TaskStatus::Failed, Some(TaskEventKind::Status)));
+        assert_eq!(task.status, TaskStatus::Failed);
+        assert_eq!(task.error.as_deref(), Some("boom"));
+        assert!(task.completed_at.is_some());
+        assert!(!task.cancel_requested);
+        assert_eq!(
+            task.apply(&update(4, TaskStatus::Running, None)),
+            None,
+            "an update for another task or a stale one changes nothing"
+        );
     }
 
     #[test]

@@ -787,8 +787,12 @@ impl Database {
             "SELECT {TASK_COLUMNS} FROM tasks AS t LEFT JOIN users AS u ON u.id = t.owner_id \
              WHERE ($1 IS NULL OR t.owner_id = $1) AND ($2 IS NULL OR t.status = $2) \
              AND ($3 IS NULL OR t.kind = $3) AND ($4 IS NULL OR t.id < $4) \
+             AND ($6 IS NULL OR u.username = $6) \
+             AND ($7 IS NULL OR LOWER(t.name) LIKE $7 ESCAPE '\\' \
+                  OR LOWER(t.kind) LIKE $7 ESCAPE '\\') \
              ORDER BY t.id DESC LIMIT $5"
         );
+        let pattern = filter.text.as_deref().map(contains_pattern);
         let rows: Vec<TaskRow> = on_pool!(self, |pool| {
             sqlx::query_as(&sql)
                 .bind(owner_id)
@@ -796,6 +800,8 @@ impl Database {
                 .bind(filter.kind.as_deref())
                 .bind(filter.cursor)
                 .bind(i64::from(limit))
+                .bind(filter.owner.as_deref())
+                .bind(pattern.as_deref())
                 .fetch_all(pool)
                 .await
         })?;
@@ -882,4 +888,19 @@ impl Database {
             owner_id,
         )?)
     }
+}
+
+/// A `LIKE` pattern (with `\` as the escape character) matching text that contains `text`,
+/// ignoring case: the user's `%`, `_` and `\` match themselves.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for ch in text.to_lowercase().chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern.push('%');
+    pattern
 }

@@ -254,6 +254,14 @@ impl TaskEngine {
         self.shared.events.subscribe()
     }
 
+    /// The progress of a task running on this node, as its job reports it now (the database
+    /// has it as of the last periodic save, up to a second older).
+    pub fn live_progress(&self, id: Uuid) -> Option<TaskProgress> {
+        self.shared
+            .running_task(id)
+            .map(|running| running.tracker.snapshot())
+    }
+
     /// How many tasks run on this node now.
     pub fn running_count(&self) -> usize {
         self.shared.running_count()
@@ -270,26 +278,18 @@ impl TaskEngine {
         job.check_input(&request.input)
             .map_err(|reason| EngineError::InvalidTask(format!("invalid input: {reason}")))?;
         let id = Uuid::now_v7();
-        let owner_id = request.owner_id;
         let task = NewTask {
             id,
             kind: request.kind,
             name: request.name.trim().to_owned(),
-            owner_id,
+            owner_id: request.owner_id,
             input: request.input,
             max_attempts: i32::try_from(job.options().max_attempts).unwrap_or(i32::MAX),
             priority: request.priority,
             retry_of: request.retry_of,
             created_at: Utc::now(),
         };
-        let event = self.shared.insert(task).await?;
-        self.shared.publish(
-            id,
-            owner_id,
-            TaskStatus::Pending,
-            TaskProgress::default(),
-            event,
-        );
+        self.shared.insert(task).await?;
         Ok(id)
     }
 
@@ -385,7 +385,8 @@ impl Shared {
     }
 
     /// Stores a new task: in the dispatcher's next round, together with whatever else it
-    /// writes, or on its own when no dispatcher runs.
+    /// writes, or on its own when no dispatcher runs. Whoever writes it publishes it — the
+    /// dispatcher before it starts the task, so that "pending" never follows "running".
     async fn insert(&self, task: NewTask) -> Result<TaskEvent, EngineError> {
         let (reply, answer) = oneshot::channel();
         let unqueued = match self.inserts.lock().expect("inserts lock").as_mut() {
@@ -396,7 +397,7 @@ impl Shared {
             None => Some(task),
         };
         if let Some(task) = unqueued {
-            return Ok(self.db.insert_task(&task).await?);
+            return Ok(self.insert_alone(&task).await?);
         }
         self.work_arrived();
         Ok(answer.await.map_err(|_| EngineError::Stopped)??)
@@ -422,8 +423,25 @@ impl Shared {
             .take()
             .unwrap_or_default();
         for insert in last {
-            let _ = insert.reply.send(self.db.insert_task(&insert.task).await);
+            let _ = insert.reply.send(self.insert_alone(&insert.task).await);
         }
+    }
+
+    /// Writes one new task outside a round, and publishes it.
+    async fn insert_alone(&self, task: &NewTask) -> Result<TaskEvent, DbError> {
+        let event = self.db.insert_task(task).await?;
+        self.publish_inserted(task, &event);
+        Ok(event)
+    }
+
+    fn publish_inserted(&self, task: &NewTask, event: &TaskEvent) {
+        self.publish(
+            task.id,
+            task.owner_id,
+            TaskStatus::Pending,
+            TaskProgress::default(),
+            event.clone(),
+        );
     }
 
     /// Queues a run's ending for the dispatcher to record.
@@ -610,6 +628,9 @@ async fn dispatch(shared: Arc<Shared>, mut ended: mpsc::UnboundedReceiver<Ended>
         match shared.queue.commit_round(&round, Utc::now()).await {
             Ok(done) => {
                 for (insert, event) in inserts.into_iter().zip(done.inserted) {
+                    if let Some(event) = &event {
+                        shared.publish_inserted(&insert.task, event);
+                    }
                     let answer = event
                         .ok_or_else(|| DbError::Corrupt("an inserted task returned no row".into()));
                     let _ = insert.reply.send(answer);
@@ -633,7 +654,7 @@ async fn dispatch(shared: Arc<Shared>, mut ended: mpsc::UnboundedReceiver<Ended>
                 // New tasks are written one by one, so that one bad task cannot hold back the
                 // others; endings are tried again in the next round.
                 for insert in inserts {
-                    let _ = insert.reply.send(shared.db.insert_task(&insert.task).await);
+                    let _ = insert.reply.send(shared.insert_alone(&insert.task).await);
                 }
                 shared.may_have_work.store(true, Ordering::Release);
                 tokio::time::sleep(POLL_INTERVAL).await;

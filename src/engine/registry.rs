@@ -23,6 +23,13 @@ impl JobRegistry {
         self
     }
 
+    /// The registered kinds, sorted by name.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        let mut kinds: Vec<_> = self.jobs.keys().copied().collect();
+        kinds.sort_unstable();
+        kinds
+    }
+
     pub(super) fn get(&self, kind: &str) -> Option<Arc<dyn RegisteredJob>> {
         self.jobs.get(kind).cloned()
     }

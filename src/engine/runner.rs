@@ -98,9 +98,16 @@ async fn supervise(
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut ticks_since_save = 0;
     let mut give_up_at: Option<Instant> = None;
+    // The periodic save runs alongside the job, never instead of it: a job may hold the only
+    // database connection (SQLite) at an await point, and would never give it back if it
+    // were not polled while the save waits for that connection.
+    let mut saving: Option<BoxFuture<'_, ()>> = None;
     loop {
         tokio::select! {
-            result = &mut work => return Some(result),
+            result = &mut work => {
+                finish(saving).await;
+                return Some(result);
+            }
             () = &mut deadline, if running.stop.reason().is_none() => {
                 running.stop.stop(StopReason::TimedOut);
             }
@@ -109,6 +116,8 @@ async fn supervise(
             }
             () = tokio::time::sleep_until(give_up_at.unwrap_or_else(Instant::now)), if give_up_at.is_some() => {
                 tracing::warn!(task = %running.id, "the job did not stop within its grace period; dropped");
+                drop(work);
+                finish(saving).await;
                 return None;
             }
             _ = ticks.tick() => {
@@ -116,12 +125,22 @@ async fn supervise(
                     shared.publish_running(running, Ok(None));
                 }
                 ticks_since_save += 1;
-                if ticks_since_save >= TICKS_PER_SAVE {
+                if ticks_since_save >= TICKS_PER_SAVE && saving.is_none() {
                     ticks_since_save = 0;
-                    save_progress(shared, running).await;
+                    saving = Some(Box::pin(save_progress(shared, running)));
                 }
             }
+            () = async { saving.as_mut().expect("guarded by the condition").await }, if saving.is_some() => {
+                saving = None;
+            }
         }
+    }
+}
+
+/// Lets a save under way complete: cut short, it could leave a transaction open.
+async fn finish(saving: Option<BoxFuture<'_, ()>>) {
+    if let Some(saving) = saving {
+        saving.await;
     }
 }
 

@@ -4,8 +4,9 @@
 
 use std::{
     collections::HashMap,
+    path::PathBuf,
     sync::{LazyLock, Mutex},
-    time::Duration,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use serde::Deserialize;
@@ -22,7 +23,8 @@ pub fn with_test_jobs(mut registry: JobRegistry) -> JobRegistry {
         .register(Flaky)
         .register(Deadline)
         .register(Fanout)
-        .register(Spin);
+        .register(Spin)
+        .register(Broadcast);
     registry
 }
 
@@ -224,5 +226,119 @@ impl Job for Spin {
             }
         }
         Ok(json!({ "calls": calls }))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BroadcastInput {
+    /// Stage changes to publish.
+    pub updates: u64,
+    /// Pause between two of them; 0 publishes each as soon as the previous one is logged.
+    #[serde(default)]
+    pub interval_ms: u64,
+    /// Bytes of filler appended to each message, to make large frames.
+    #[serde(default)]
+    pub padding: usize,
+    /// Publish nothing until this file exists, so that subscribers can be set up against the
+    /// running task first.
+    #[serde(default)]
+    pub go_file: Option<PathBuf>,
+}
+
+/// Largest `padding` of a `test.broadcast` message.
+const MAX_PADDING: usize = 1 << 20;
+
+/// The stage message of `test.broadcast`'s update number `index`, stamped with the server's
+/// wall clock (`stamp_micros`, microseconds since the Unix epoch) just before it was published:
+/// `b:<index>:<stamp_micros>:` and then `padding` dots.
+pub fn broadcast_message(index: u64, stamp_micros: u64, padding: usize) -> String {
+    let mut message = format!("b:{index}:{stamp_micros}:");
+    message.extend(std::iter::repeat_n('.', padding));
+    message
+}
+
+/// Reads back the index and stamp of a [`broadcast_message`].
+pub fn parse_broadcast_message(message: &str) -> Option<(u64, u64)> {
+    let mut fields = message.strip_prefix("b:")?.splitn(3, ':');
+    let index = fields.next()?.parse().ok()?;
+    let stamp = fields.next()?.parse().ok()?;
+    fields.next()?;
+    Some((index, stamp))
+}
+
+/// Publishes `updates` stage changes (each logged and published at once, unlike progress
+/// ticks), each message stamped by [`broadcast_message`]: the WebSocket load benchmark
+/// (`benches/ws_load.rs`) measures their delivery to many subscribers.
+pub struct Broadcast;
+
+impl Job for Broadcast {
+    const KIND: &'static str = "test.broadcast";
+    type Input = BroadcastInput;
+    type Output = Value;
+
+    async fn run(&self, ctx: JobContext, input: BroadcastInput) -> Result<Value, JobError> {
+        if input.updates > MAX_STEPS
+            || input.interval_ms > MAX_STEP_MS
+            || input.padding > MAX_PADDING
+        {
+            return Err(JobError::permanent(
+                "too many updates, too long an interval or too much padding",
+            ));
+        }
+        if let Some(go_file) = &input.go_file {
+            ctx.set_stage("waiting", Some("waiting for the go file"))
+                .await;
+            while !tokio::fs::try_exists(go_file).await.unwrap_or(false) {
+                ctx.guard(tokio::time::sleep(Duration::from_millis(5)))
+                    .await?;
+            }
+        }
+        let interval = Duration::from_millis(input.interval_ms);
+        for index in 0..input.updates {
+            if index > 0 && !interval.is_zero() {
+                ctx.guard(tokio::time::sleep(interval)).await?;
+            } else if ctx.is_cancelled() {
+                return Err(JobError::cancelled());
+            }
+            let stamp = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |since| since.as_micros() as u64);
+            let message = broadcast_message(index, stamp, input.padding);
+            ctx.set_stage("broadcast", Some(&message)).await;
+        }
+        Ok(json!({ "updates": input.updates }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_messages_carry_their_index_and_stamp() {
+        let message = broadcast_message(17, 1_700_000_000_123_456, 3);
+        assert_eq!(message, "b:17:1700000000123456:...");
+        assert_eq!(
+            parse_broadcast_message(&message),
+            Some((17, 1_700_000_000_123_456))
+        );
+        assert_eq!(parse_broadcast_message("b:1:2"), None);
+        assert_eq!(parse_broadcast_message("waiting for the go file"), None);
+    }
+
+    #[test]
+    fn broadcast_input_defaults_to_no_pause_no_padding_and_no_go_file() {
+        let input: BroadcastInput = serde_json::from_value(json!({ "updates": 5 })).unwrap();
+        assert_eq!(
+            (
+                input.updates,
+                input.interval_ms,
+                input.padding,
+                input.go_file
+            ),
+            (5, 0, 0, None)
+        );
+        assert!(serde_json::from_value::<BroadcastInput>(json!({ "updates": 5, "x": 1 })).is_err());
     }
 }

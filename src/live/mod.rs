@@ -8,9 +8,9 @@
 //! own frame) — a push never waits, so a slow client delays nobody; the outbox merges or
 //! closes (see [`outbox`]).
 //!
-//! The hub does not know about snapshots: a connection registers a route first and reads the
-//! snapshot after, so an update is either in the snapshot or delivered after it (clients ignore
-//! updates older than what they know).
+//! The hub does not know about snapshots: a connection reserves the snapshot's place in its
+//! outbox, registers the route, then reads the snapshot, so an update is either in the snapshot
+//! or delivered after it (clients ignore updates older than what they know), never before it.
 
 pub mod outbox;
 
@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{api::tasks::TaskUpdate, protocol::ServerMessage};
-pub use outbox::{OUTBOX_CAPACITY, Outbox, Outgoing, Pushed};
+pub use outbox::{OUTBOX_CAPACITY, Outbox, Outgoing, Pushed, Reservation};
 
 /// Which updates a subscription receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -82,11 +82,11 @@ impl Routes {
     }
 
     /// The subscriber sets an update of this task reaches.
-    fn for_update<'a>(
-        &'a self,
+    fn for_update(
+        &self,
         task: Uuid,
         owner: Option<i64>,
-    ) -> impl Iterator<Item = &'a HashMap<ConnectionId, Subscriber>> {
+    ) -> impl Iterator<Item = &HashMap<ConnectionId, Subscriber>> {
         [
             self.by_task.get(&task),
             owner.and_then(|owner| self.by_owner.get(&owner)),
@@ -229,15 +229,21 @@ impl LiveHub {
                     Pushed::Replaced => {
                         counters.ticks_replaced.fetch_add(1, Ordering::Relaxed);
                     }
-                    Pushed::Overflowed => {
-                        counters.slow_closed.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(connection = id, "closing a client that cannot keep up");
-                    }
+                    Pushed::Overflowed => self.overflowed(*id),
                     Pushed::Closed => {}
                 }
             }
         }
         counters.frames_queued.fetch_add(queued, Ordering::Relaxed);
+    }
+
+    /// Counts a connection closed because its outbox overflowed.
+    fn overflowed(&self, connection: ConnectionId) {
+        self.inner
+            .counters
+            .slow_closed
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(connection, "closing a client that cannot keep up");
     }
 
     /// The hub missed updates (it fell too far behind the engine): nobody can tell which
@@ -322,6 +328,27 @@ pub struct Connection {
 impl Connection {
     pub fn outbox(&self) -> &Arc<Outbox> {
         &self.outbox
+    }
+
+    /// Queues a reply to the client's request. A reply that does not fit closes the
+    /// connection like an update that does not.
+    pub fn reply(&self, frame: Utf8Bytes) -> Pushed {
+        let pushed = self.outbox.reply(frame);
+        if pushed == Pushed::Overflowed {
+            self.hub.overflowed(self.id);
+        }
+        pushed
+    }
+
+    /// Holds the outbox's next place for a frame about `task` that is still being made (a
+    /// snapshot): take it *before* registering the route whose updates must follow that frame.
+    /// See [`Outbox::reserve`].
+    pub fn reserve(&self, task: Option<Uuid>) -> Reservation {
+        let (reservation, pushed) = self.outbox.reserve(task);
+        if pushed == Pushed::Overflowed {
+            self.hub.overflowed(self.id);
+        }
+        reservation
     }
 
     /// How many routes this connection holds.
@@ -454,6 +481,24 @@ mod tests {
         assert_eq!(hub.metrics().subscriptions, 0);
         let routes = hub.inner.routes.read().unwrap();
         assert!(routes.by_task.is_empty() && routes.all.is_empty());
+    }
+
+    #[test]
+    fn replies_that_do_not_fit_close_the_connection_and_are_counted() {
+        let hub = LiveHub::default();
+        let connection = hub.connect(Dialect::Native);
+        for _ in 0..OUTBOX_CAPACITY {
+            assert_eq!(
+                connection.reply(Utf8Bytes::from_static("x")),
+                Pushed::Queued
+            );
+        }
+        assert_eq!(
+            connection.reply(Utf8Bytes::from_static("x")),
+            Pushed::Overflowed
+        );
+        assert_eq!(hub.metrics().slow_closed, 1);
+        assert!(connection.outbox().close_reason().is_some());
     }
 
     #[test]

@@ -7,10 +7,18 @@
 //! that task's queued frames, the newer one takes its place: a slow client sees fewer ticks,
 //! never stale ones. Anything else that does not fit closes the connection — its client
 //! reconnects and resumes from a snapshot, so a state it did not get is not lost to it.
+//!
+//! A frame that takes time to make (a subscription's snapshot, read from the database) can
+//! [reserve](Outbox::reserve) its place first: nothing queued after the reservation leaves
+//! before the frame is in it. The socket then sends the snapshot before every update routed
+//! while it was read, so an update never arrives ahead of a snapshot older than it.
 
 use std::{
     collections::VecDeque,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use axum::extract::ws::Utf8Bytes;
@@ -34,7 +42,10 @@ pub enum Outgoing {
 
 /// An item waiting to be sent.
 struct Queued {
-    item: Outgoing,
+    /// `None` while a [`Reservation`] holds the place: the queue stops here until it is filled.
+    item: Option<Outgoing>,
+    /// The reservation that holds (or held) this place.
+    reservation: Option<u64>,
     /// The task this frame is about, if any.
     task: Option<Uuid>,
     /// A progress tick (no logged event): a newer tick of the same task may replace it.
@@ -60,6 +71,33 @@ pub struct Outbox {
     /// Cancelled when the connection must end (it cannot keep up, or the hub lost updates).
     closing: CancellationToken,
     close_reason: Mutex<Option<&'static str>>,
+    next_reservation: AtomicU64,
+}
+
+/// A place held in an [`Outbox`] for a frame that is being made; see [`Outbox::reserve`].
+/// Dropping it unfilled gives the place up.
+#[must_use = "the outbox holds everything queued after the reservation until it is filled"]
+pub struct Reservation {
+    outbox: Arc<Outbox>,
+    /// `None` when the outbox was closing or full: there is nothing to fill.
+    id: Option<u64>,
+}
+
+impl Reservation {
+    /// Puts `item` in the reserved place; what was queued after it may leave now.
+    pub fn fill(mut self, item: Outgoing) {
+        if let Some(id) = self.id.take() {
+            self.outbox.settle(id, Some(item));
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.outbox.settle(id, None);
+        }
+    }
 }
 
 impl Default for Outbox {
@@ -69,6 +107,7 @@ impl Default for Outbox {
             ready: Notify::new(),
             closing: CancellationToken::new(),
             close_reason: Mutex::new(None),
+            next_reservation: AtomicU64::new(0),
         }
     }
 }
@@ -77,7 +116,8 @@ impl Outbox {
     /// Queues a frame that must not be dropped: a reply, a snapshot, a logged event.
     pub fn push(&self, item: Outgoing, task: Option<Uuid>) -> Pushed {
         self.enqueue(Queued {
-            item,
+            item: Some(item),
+            reservation: None,
             task,
             replaceable: false,
         })
@@ -86,10 +126,50 @@ impl Outbox {
     /// Queues a progress tick of `task`, replacing an older tick of it that is still waiting.
     pub fn push_progress(&self, item: Outgoing, task: Uuid) -> Pushed {
         self.enqueue(Queued {
-            item,
+            item: Some(item),
+            reservation: None,
             task: Some(task),
             replaceable: true,
         })
+    }
+
+    /// Holds the next place in the queue for a frame about `task` (or about no task) that is
+    /// still being made: everything queued after it waits until the [`Reservation`] is filled
+    /// or dropped. Answers how the place was taken ([`Pushed::Overflowed`] and
+    /// [`Pushed::Closed`] give a reservation that holds nothing).
+    pub fn reserve(self: &Arc<Self>, task: Option<Uuid>) -> (Reservation, Pushed) {
+        let id = self.next_reservation.fetch_add(1, Ordering::Relaxed);
+        let pushed = self.enqueue(Queued {
+            item: None,
+            reservation: Some(id),
+            task,
+            replaceable: false,
+        });
+        let reservation = Reservation {
+            outbox: self.clone(),
+            id: (pushed == Pushed::Queued).then_some(id),
+        };
+        (reservation, pushed)
+    }
+
+    /// Fills the place of reservation `id` with `item`, or gives it up.
+    fn settle(&self, id: u64, item: Option<Outgoing>) {
+        let mut queue = self.queue.lock().expect("outbox lock");
+        // Gone when an overflow emptied the queue: the connection is closing anyway.
+        let Some(index) = queue
+            .iter()
+            .position(|queued| queued.item.is_none() && queued.reservation == Some(id))
+        else {
+            return;
+        };
+        match item {
+            Some(item) => queue[index].item = Some(item),
+            None => {
+                queue.remove(index);
+            }
+        }
+        drop(queue);
+        self.ready.notify_one();
     }
 
     /// Queues a reply to the client's request.
@@ -102,11 +182,12 @@ impl Outbox {
             return Pushed::Closed;
         }
         let mut queue = self.queue.lock().expect("outbox lock");
+        // A tick never moves ahead of a reserved frame (a snapshot, which may be older).
         if item.replaceable
             && let Some(last) = queue
                 .iter_mut()
                 .rev()
-                .find(|queued| queued.task == item.task)
+                .find(|queued| queued.task == item.task || queued.reservation.is_some())
             && last.replaceable
         {
             last.item = item.item;
@@ -124,14 +205,18 @@ impl Outbox {
         Pushed::Queued
     }
 
-    /// Moves every waiting item into `batch`, waiting until there is at least one. Returns
-    /// `false` instead when the connection must close.
+    /// Moves every waiting item up to the first unfilled reservation into `batch`, waiting
+    /// until there is at least one. Returns `false` instead when the connection must close.
     pub async fn next_batch(&self, batch: &mut Vec<Outgoing>) -> bool {
         loop {
             {
                 let mut queue = self.queue.lock().expect("outbox lock");
-                if !queue.is_empty() {
-                    batch.extend(queue.drain(..).map(|queued| queued.item));
+                let ready = queue
+                    .iter()
+                    .position(|queued| queued.item.is_none())
+                    .unwrap_or(queue.len());
+                if ready > 0 {
+                    batch.extend(queue.drain(..ready).filter_map(|queued| queued.item));
                     return true;
                 }
             }
@@ -247,6 +332,78 @@ mod tests {
             Pushed::Replaced
         );
         assert_eq!(outbox.len(), OUTBOX_CAPACITY);
+    }
+
+    /// What `next_batch` hands out now, without waiting.
+    fn ready_now(outbox: &Outbox) -> Option<Vec<String>> {
+        use futures::FutureExt;
+        drain(outbox).now_or_never()
+    }
+
+    #[tokio::test]
+    async fn a_reservation_holds_back_what_is_queued_after_it() {
+        let outbox = Arc::new(Outbox::default());
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        outbox.push(frame("before"), Some(a));
+        let (place, pushed) = outbox.reserve(Some(a));
+        assert_eq!(pushed, Pushed::Queued);
+        outbox.push(frame("event"), Some(a));
+        outbox.push_progress(frame("tick"), b);
+        outbox.reply(Utf8Bytes::from_static("reply"));
+        assert_eq!(ready_now(&outbox).unwrap(), ["before"]);
+        assert_eq!(
+            ready_now(&outbox),
+            None,
+            "nothing passes an unfilled reservation"
+        );
+        place.fill(frame("snapshot"));
+        assert_eq!(
+            ready_now(&outbox).unwrap(),
+            ["snapshot", "event", "tick", "reply"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_reservation_gives_its_place_up() {
+        let outbox = Arc::new(Outbox::default());
+        let (place, _) = outbox.reserve(None);
+        outbox.push(frame("after"), None);
+        assert_eq!(ready_now(&outbox), None);
+        drop(place);
+        assert_eq!(ready_now(&outbox).unwrap(), ["after"]);
+    }
+
+    #[tokio::test]
+    async fn a_tick_never_jumps_ahead_of_a_reserved_frame() {
+        let outbox = Arc::new(Outbox::default());
+        let task = Uuid::from_u128(1);
+        outbox.push_progress(frame("tick1"), task);
+        // A snapshot of every task (no task of its own) still covers this one.
+        let (place, _) = outbox.reserve(None);
+        assert_eq!(outbox.push_progress(frame("tick2"), task), Pushed::Queued);
+        place.fill(frame("snapshot"));
+        assert_eq!(
+            outbox.push_progress(frame("tick3"), task),
+            Pushed::Replaced,
+            "ticks after the snapshot still merge"
+        );
+        assert_eq!(ready_now(&outbox).unwrap(), ["tick1", "snapshot", "tick3"]);
+    }
+
+    #[tokio::test]
+    async fn a_reservation_in_a_full_or_closed_outbox_holds_nothing() {
+        let outbox = Arc::new(Outbox::default());
+        for seq in 0..OUTBOX_CAPACITY {
+            outbox.push(frame(&seq.to_string()), None);
+        }
+        let (place, pushed) = outbox.reserve(None);
+        assert_eq!(pushed, Pushed::Overflowed);
+        place.fill(frame("snapshot"));
+        assert!(outbox.is_empty());
+        let (place, pushed) = outbox.reserve(None);
+        assert_eq!(pushed, Pushed::Closed);
+        drop(place);
+        assert!(!outbox.next_batch(&mut Vec::new()).await);
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 //! WebSocket, bound to its listener, with graceful shutdown.
 
 mod auth_api;
+mod compat_ws;
 mod extract;
 mod health;
 mod security;
@@ -181,6 +182,8 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/ws", get(ws::upgrade))
+        .route("/ws/bulk-process/{job_id}", get(compat_ws::bulk_process))
+        .route("/ws/progress/{topic_id}", get(compat_ws::progress))
         .route("/api/auth/login", post(auth_api::login))
         .route("/api/auth/logout", post(auth_api::logout))
         .route("/api/auth/me", get(auth_api::me))

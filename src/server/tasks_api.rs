@@ -72,6 +72,8 @@ async fn list_tasks(
     let filter = TaskFilter {
         status,
         kind: query.kind.filter(|kind| !kind.is_empty()),
+        owner: None,
+        text: None,
         cursor: query.cursor,
         limit: query.limit,
     };

@@ -11,7 +11,7 @@
 //! it leaves in the order it was queued, and a client whose socket stops draining blocks only
 //! its own task.
 
-use std::{error::Error as _, time::Duration};
+use std::{error::Error as _, sync::Arc, time::Duration};
 
 use futures::SinkExt;
 
@@ -46,7 +46,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes read from the socket at a time. Client frames are small requests; the default of
 /// 128 KiB per connection would dominate the memory of an idle connection.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+pub(super) const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Accepts the upgrade for a signed-in caller (session or API token) from a page of this site;
 /// a socket opened by another site's page (cross-site WebSocket hijacking) is refused with 403.
 pub async fn upgrade(
@@ -67,57 +67,137 @@ pub async fn upgrade(
 
 async fn serve_connection(mut socket: WebSocket, caller: CurrentUser, state: AppState) {
     tracing::debug!(user = %caller.user.username, "websocket connected");
-    let mut live = state.live.connect(Dialect::Native);
-    let outbox = live.outbox().clone();
-    outbox.reply(frame(&ServerMessage::Hello {
+    let live = state.live.connect(Dialect::Native);
+    live.outbox().reply(frame(&ServerMessage::Hello {
         protocol_version: PROTOCOL_VERSION,
         server_version: crate::VERSION.to_owned(),
     }));
+    let mut session = NativeSession {
+        state,
+        caller,
+        live,
+    };
+    let closing = serve_socket(&mut socket, &mut session).await;
+    // The connection no longer takes updates, whatever the closing handshake takes.
+    drop(session);
+    if let Some(frame) = closing {
+        close_handshake(&mut socket, frame).await;
+    }
+    tracing::debug!("websocket closed");
+}
+
+/// What a protocol spoken on a hub connection does inside [`serve_socket`].
+pub(super) trait SocketSession {
+    /// The outbox of the session's hub connection, which feeds the socket.
+    fn outbox(&self) -> &Arc<Outbox>;
+    fn shutdown(&self) -> &tokio_util::sync::CancellationToken;
+    /// Turns a batch taken from the outbox into frames.
+    fn frames(&mut self, batch: &mut Vec<Outgoing>) -> impl Future<Output = Vec<Message>> + Send;
+    /// Handles one frame from the client; replies go through the outbox.
+    fn answer(&mut self, message: Message) -> impl Future<Output = ()> + Send;
+}
+
+/// The socket loop of every hub connection: sends what the outbox gives, answers the client,
+/// pings it and notices when it is gone. Answers the close frame owed to the client, if any.
+pub(super) async fn serve_socket(
+    socket: &mut WebSocket,
+    session: &mut impl SocketSession,
+) -> Option<CloseFrame> {
     let mut pings = interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
     let mut last_heard = Instant::now();
     let mut batch = Vec::new();
-    let closing = loop {
+    let outbox = session.outbox().clone();
+    let outbox = outbox.as_ref();
+    let shutdown = session.shutdown().clone();
+    loop {
         tokio::select! {
-            () = state.shutdown.cancelled() => break Some(close(close_code::AWAY, "server is shutting down")),
-            () = outbox.closing() => {
-                let reason = outbox.close_reason().unwrap_or("closing");
-                break Some(close(close_code::AGAIN, reason));
-            }
+            () = shutdown.cancelled() => break Some(close(close_code::AWAY, "server is shutting down")),
+            () = outbox.closing() => break closed_by_outbox(outbox),
             _ = pings.tick() => {
                 if last_heard.elapsed() >= IDLE_TIMEOUT {
                     tracing::debug!("websocket peer stopped answering pings");
                     break None;
                 }
                 let mut ping = vec![Message::Ping(Default::default())];
-                if send_all(&mut socket, &mut ping, &outbox).await.is_err() {
-                    break None;
+                if send_all(socket, &mut ping, outbox).await.is_err() {
+                    break closed_by_outbox(outbox);
                 }
             }
             ready = outbox.next_batch(&mut batch) => {
-                if ready && send_all(&mut socket, &mut batch, &outbox).await.is_err() {
-                    break None;
+                if ready {
+                    let mut frames = session.frames(&mut batch).await;
+                    if send_all(socket, &mut frames, outbox).await.is_err() {
+                        break closed_by_outbox(outbox);
+                    }
                 }
             }
             frame = socket.recv() => {
                 last_heard = Instant::now();
                 match frame {
                     None | Some(Ok(Message::Close(_))) => break None,
-                    Some(Ok(message)) => answer(&state, &caller, &mut live, message).await,
+                    Some(Ok(message)) => session.answer(message).await,
                     Some(Err(error)) => break close_after_error(&error),
                 }
             }
         }
-    };
-    if let Some(frame) = closing {
-        // The peer may already be gone; there is nobody left to tell about a failure here.
-        let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
     }
-    tracing::debug!("websocket closed");
+}
+
+/// The app's protocol on one connection.
+struct NativeSession {
+    state: AppState,
+    caller: CurrentUser,
+    live: Connection,
+}
+
+impl SocketSession for NativeSession {
+    fn outbox(&self) -> &Arc<Outbox> {
+        self.live.outbox()
+    }
+
+    fn shutdown(&self) -> &tokio_util::sync::CancellationToken {
+        &self.state.shutdown
+    }
+
+    async fn frames(&mut self, batch: &mut Vec<Outgoing>) -> Vec<Message> {
+        batch.drain(..).map(Message::from).collect()
+    }
+
+    async fn answer(&mut self, message: Message) {
+        answer(&self.state, &self.caller, &mut self.live, message).await;
+    }
+}
+
+/// Sends the close frame, then reads until the client answers it or leaves (for at most
+/// [`SEND_TIMEOUT`]). Dropping the socket with the client's frames unread (pongs, requests) would
+/// reset the connection, and a reset discards whatever the client has not read yet — a client
+/// that was behind would lose the close frame and never learn why it was closed.
+pub(super) async fn close_handshake(socket: &mut WebSocket, frame: CloseFrame) {
+    let handshake = async {
+        socket.send(Message::Close(Some(frame))).await?;
+        while let Some(message) = socket.recv().await {
+            if let Message::Close(_) = message? {
+                break;
+            }
+        }
+        Ok::<(), axum::Error>(())
+    };
+    // The peer may already be gone; there is nobody left to tell about a failure here.
+    let _ = tokio::time::timeout(SEND_TIMEOUT, handshake).await;
+}
+
+/// The close frame owed after a send failed: 1013 when the failure is the outbox closing the
+/// connection (the client did not keep up, or the hub lost updates) — the send it interrupted
+/// is usually the one its client was too slow to take; nothing when the socket broke.
+fn closed_by_outbox(outbox: &Outbox) -> Option<CloseFrame> {
+    outbox
+        .close_reason()
+        .map(|reason| close(close_code::AGAIN, reason))
 }
 
 /// Writes every queued item, then flushes once. Fails when the socket broke, when the client
 /// does not take the frames within [`SEND_TIMEOUT`], or when the connection must close.
-async fn send_all<T: Into<Message>>(
+pub(super) async fn send_all<T: Into<Message>>(
     socket: &mut WebSocket,
     batch: &mut Vec<T>,
     outbox: &Outbox,
@@ -165,7 +245,7 @@ async fn answer(state: &AppState, caller: &CurrentUser, live: &mut Connection, m
         Message::Ping(_) | Message::Pong(_) | Message::Close(_) => None,
     };
     if let Some(reply) = reply {
-        live.outbox().reply(frame(&reply));
+        live.reply(frame(&reply));
     }
 }
 
@@ -187,8 +267,11 @@ async fn handle(
     }
 }
 
-/// Registers the route first, then reads the snapshot, so that no update falls between them.
-/// The snapshot is queued behind the updates already routed; clients skip what it covers.
+/// Checks access first, then reserves the snapshot's place in the outbox, registers the route,
+/// and reads the snapshot into that place. Every update routed before the read is in the
+/// snapshot, and every update routed after the reservation leaves after the snapshot (clients
+/// skip what it already covers), so no update arrives ahead of an older snapshot — and no
+/// update of a task the caller may not see is ever routed to it.
 async fn subscribe(
     state: &AppState,
     caller: &CurrentUser,
@@ -205,23 +288,26 @@ async fn subscribe(
             topic: Some(topic),
         });
     }
+    if let Err(error) = services::live::authorize(state, caller, topic, after).await {
+        return Some(subscription_error(topic, &error));
+    }
+    let task = match topic {
+        Topic::Task { id } => Some(id),
+        Topic::Tasks => None,
+    };
+    let place = live.reserve(task);
     live.subscribe(route);
-    match services::live::snapshot(state, caller, topic, after).await {
-        Ok(snapshot) => {
-            let task = match topic {
-                Topic::Task { id } => Some(id),
-                Topic::Tasks => None,
-            };
-            live.outbox().push(Outgoing::Frame(frame(&snapshot)), task);
-            None
-        }
+    let answer = match services::live::snapshot(state, caller, topic, after).await {
+        Ok(snapshot) => snapshot,
         Err(error) => {
             if !already {
                 live.unsubscribe(route);
             }
-            Some(subscription_error(topic, &error))
+            subscription_error(topic, &error)
         }
-    }
+    };
+    place.fill(Outgoing::Frame(frame(&answer)));
+    None
 }
 
 fn subscription_error(topic: Topic, error: &AppError) -> ServerMessage {
@@ -268,7 +354,7 @@ fn close_after_error(error: &axum::Error) -> Option<CloseFrame> {
     }
 }
 
-fn close(code: u16, reason: &str) -> CloseFrame {
+pub(super) fn close(code: u16, reason: &str) -> CloseFrame {
     CloseFrame {
         code,
         reason: reason.into(),

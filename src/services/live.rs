@@ -1,11 +1,12 @@
 //! The live layer's logic: who may subscribe to what, and the snapshot a subscription starts
-//! with. The WebSocket handlers register the route with the hub *before* asking for the
-//! snapshot, so that every update is either in the snapshot or delivered after it.
+//! with. The WebSocket handlers [authorize] first, then register the route with the hub
+//! *before* asking for the snapshot, so that every update is either in the snapshot or
+//! delivered after it.
 
 use uuid::Uuid;
 
 use crate::{
-    api::tasks::{Task, TaskFilter, TaskStatus},
+    api::tasks::TaskOverview,
     auth::CurrentUser,
     error::AppError,
     live::Route,
@@ -14,18 +15,34 @@ use crate::{
     services::tasks,
 };
 
-/// Most running and most waiting tasks a [`Topic::Tasks`] snapshot lists, each.
-const ACTIVE_LIMIT: u32 = 25;
-/// Finished tasks a [`Topic::Tasks`] snapshot lists.
-const RECENT_LIMIT: u32 = 10;
-
-/// The hub route that carries `topic`'s updates for `caller`. A task's route is only granted
-/// together with its snapshot ([`snapshot`] checks access).
+/// The hub route that carries `topic`'s updates for `caller`. Grant a task's route only
+/// after [`authorize`] allowed it.
 pub fn route(caller: &CurrentUser, topic: Topic) -> Route {
     match topic {
         Topic::Task { id } => Route::Task(id),
         Topic::Tasks if caller.is_admin() => Route::All,
         Topic::Tasks => Route::Owner(caller.id()),
+    }
+}
+
+/// Whether `caller` may subscribe to `topic` (somebody else's task is "not found"), with a
+/// valid `after`. Checked before the route is registered: a route registered first would carry
+/// updates of somebody else's task to the caller while the check runs.
+pub async fn authorize(
+    state: &AppState,
+    caller: &CurrentUser,
+    topic: Topic,
+    after: Option<i64>,
+) -> Result<(), AppError> {
+    if after.is_some_and(|after| after < 0) {
+        return Err(AppError::BadRequest("after must be 0 or more".into()));
+    }
+    match topic {
+        Topic::Task { id } => match state.db.task(id).await? {
+            Some(task) if caller.may_access(task.owner_id) => Ok(()),
+            _ => Err(AppError::NotFound),
+        },
+        Topic::Tasks => Ok(()),
     }
 }
 
@@ -60,9 +77,12 @@ async fn task_snapshot(
         Some(after) if after <= newest && newest - after <= limit => (after, false),
         _ => ((newest - limit).max(0), true),
     };
+    // Only the entries the task row counts: one logged since it was read belongs to an update
+    // that follows the snapshot, and the client takes the row's `last_event_seq` as known.
+    let count = u32::try_from(newest - from).unwrap_or(0);
     let events = state
         .db
-        .task_events(id, from, SNAPSHOT_EVENTS_LIMIT)
+        .task_events(id, from, count.min(SNAPSHOT_EVENTS_LIMIT))
         .await?;
     Ok(ServerMessage::TaskSnapshot {
         task: Box::new(task),
@@ -72,45 +92,14 @@ async fn task_snapshot(
 }
 
 async fn tasks_snapshot(state: &AppState, caller: &CurrentUser) -> Result<ServerMessage, AppError> {
-    let owner = tasks::owner_scope(caller);
-    let listed = |status| TaskFilter {
-        status: Some(status),
-        ..TaskFilter::default()
-    };
-    let mut active = state
-        .db
-        .tasks(owner, &listed(TaskStatus::Running), ACTIVE_LIMIT)
-        .await?;
-    let pending = state
-        .db
-        .tasks(owner, &listed(TaskStatus::Pending), ACTIVE_LIMIT)
-        .await?;
-    active.extend(with_queue_positions(state, pending).await?);
-    let mut recent = Vec::new();
-    for status in [
-        TaskStatus::Completed,
-        TaskStatus::Failed,
-        TaskStatus::Cancelled,
-    ] {
-        recent.extend(state.db.tasks(owner, &listed(status), RECENT_LIMIT).await?);
-    }
-    recent.sort_by(|a, b| b.completed_at.cmp(&a.completed_at).then(b.id.cmp(&a.id)));
-    recent.truncate(RECENT_LIMIT as usize);
+    let TaskOverview {
+        summary,
+        active,
+        recent,
+    } = tasks::overview(state, caller).await?;
     Ok(ServerMessage::TasksSnapshot {
-        summary: state.db.task_summary(owner).await?,
+        summary,
         active,
         recent,
     })
-}
-
-/// Waiting tasks in the order they will start, each with its place in the queue.
-async fn with_queue_positions(
-    state: &AppState,
-    mut pending: Vec<Task>,
-) -> Result<Vec<Task>, AppError> {
-    for task in &mut pending {
-        task.queue_position = Some(state.db.queue_position(task).await?);
-    }
-    pending.sort_by_key(|task| task.queue_position);
-    Ok(pending)
 }

@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use crate::{
     api::tasks::{
-        DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Task, TaskEvent, TaskFilter, TaskPage, TaskStatus,
-        TaskSummary,
+        DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Task, TaskEvent, TaskFilter, TaskOverview, TaskPage,
+        TaskStatus, TaskSummary,
     },
     auth::CurrentUser,
     engine::TaskRequest,
@@ -19,9 +19,14 @@ use crate::{
 /// Log entries answered per request; a client pages on with the last `seq` it got.
 const EVENTS_PER_PAGE: u32 = 1000;
 const KIND_MAX_CHARS: usize = 100;
+const SEARCH_MAX_CHARS: usize = 200;
+/// Most running and most waiting tasks the overview lists, each.
+const OVERVIEW_ACTIVE_LIMIT: u32 = 25;
+/// Finished tasks the overview lists.
+const OVERVIEW_RECENT_LIMIT: u32 = 10;
 
 /// Whose tasks the caller sees: `None` means everybody's.
-pub(crate) fn owner_scope(caller: &CurrentUser) -> Option<i64> {
+fn owner_scope(caller: &CurrentUser) -> Option<i64> {
     (!caller.is_admin()).then(|| caller.id())
 }
 
@@ -33,11 +38,18 @@ async fn visible_task(state: &AppState, caller: &CurrentUser, id: Uuid) -> Resul
     }
 }
 
-/// One task, with its place in the queue when it is waiting.
+/// One task, with its place in the queue when it is waiting, and its live progress when it
+/// runs on this node.
 pub async fn get(state: &AppState, caller: &CurrentUser, id: Uuid) -> Result<Task, AppError> {
     let mut task = visible_task(state, caller, id).await?;
-    if task.status == TaskStatus::Pending {
-        task.queue_position = Some(state.db.queue_position(&task).await?);
+    match task.status {
+        TaskStatus::Pending => task.queue_position = Some(state.db.queue_position(&task).await?),
+        TaskStatus::Running => {
+            if let Some(progress) = state.engine.live_progress(id) {
+                task.progress = progress;
+            }
+        }
+        _ => {}
     }
     Ok(task)
 }
@@ -54,13 +66,16 @@ pub async fn list(
             "limit must be between 1 and {MAX_PAGE_SIZE}"
         )));
     }
-    if filter
-        .kind
-        .as_ref()
-        .is_some_and(|kind| kind.chars().count() > KIND_MAX_CHARS)
-    {
+    let too_long =
+        |text: &Option<String>, max| text.as_ref().is_some_and(|text| text.chars().count() > max);
+    if too_long(&filter.kind, KIND_MAX_CHARS) || too_long(&filter.owner, KIND_MAX_CHARS) {
         return Err(AppError::BadRequest(format!(
-            "kind must be at most {KIND_MAX_CHARS} characters"
+            "kind and owner must be at most {KIND_MAX_CHARS} characters"
+        )));
+    }
+    if too_long(&filter.text, SEARCH_MAX_CHARS) {
+        return Err(AppError::BadRequest(format!(
+            "the search text must be at most {SEARCH_MAX_CHARS} characters"
         )));
     }
     let owner = owner_scope(caller);
@@ -77,6 +92,92 @@ pub async fn list(
         next_cursor,
         summary: state.db.task_summary(owner).await?,
     })
+}
+
+/// What the dashboard shows: counts, the running tasks, the queue in order with positions,
+/// and the latest finished tasks.
+pub async fn overview(state: &AppState, caller: &CurrentUser) -> Result<TaskOverview, AppError> {
+    let owner = owner_scope(caller);
+    let listed = |status| TaskFilter {
+        status: Some(status),
+        ..TaskFilter::default()
+    };
+    let mut active = state
+        .db
+        .tasks(owner, &listed(TaskStatus::Running), OVERVIEW_ACTIVE_LIMIT)
+        .await?;
+    let mut pending = state
+        .db
+        .tasks(owner, &listed(TaskStatus::Pending), OVERVIEW_ACTIVE_LIMIT)
+        .await?;
+    for task in &mut pending {
+        task.queue_position = Some(state.db.queue_position(task).await?);
+    }
+    pending.sort_by_key(|task| task.queue_position);
+    active.extend(pending);
+    let mut recent = Vec::new();
+    for status in [
+        TaskStatus::Completed,
+        TaskStatus::Failed,
+        TaskStatus::Cancelled,
+    ] {
+        recent.extend(
+            state
+                .db
+                .tasks(owner, &listed(status), OVERVIEW_RECENT_LIMIT)
+                .await?,
+        );
+    }
+    recent.sort_by(|a, b| b.completed_at.cmp(&a.completed_at).then(b.id.cmp(&a.id)));
+    recent.truncate(OVERVIEW_RECENT_LIMIT as usize);
+    Ok(TaskOverview {
+        summary: state.db.task_summary(owner).await?,
+        active,
+        recent,
+    })
+}
+
+/// The job kinds this server runs.
+pub fn kinds(state: &AppState) -> Vec<String> {
+    state
+        .engine
+        .registry()
+        .kinds()
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Starts a task for the caller; `input` is JSON text (empty for `{}`).
+pub async fn start(
+    state: &AppState,
+    caller: &CurrentUser,
+    kind: &str,
+    name: &str,
+    input: &str,
+) -> Result<Task, AppError> {
+    let input = match input.trim() {
+        "" => serde_json::json!({}),
+        text => serde_json::from_str(text).map_err(|error| {
+            AppError::BadRequest(format!("the input is not valid JSON: {error}"))
+        })?,
+    };
+    let name = match name.trim() {
+        "" => kind,
+        name => name,
+    };
+    let id = state
+        .engine
+        .enqueue(TaskRequest {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            owner_id: Some(caller.id()),
+            input,
+            priority: 0,
+            retry_of: None,
+        })
+        .await?;
+    get(state, caller, id).await
 }
 
 /// Counts of the caller's tasks by status.

@@ -54,6 +54,7 @@ fn SignedInHeader(user: User) -> impl IntoView {
     view! {
         <nav class="site-nav" aria-label="Main">
             <A href="/" exact=true>"Dashboard"</A>
+            <A href="/tasks">"Tasks"</A>
             {(user.role == Role::Admin).then(|| view! { <A href="/admin/users">"Users"</A> })}
         </nav>
         <ConnectionIndicator/>

@@ -4,13 +4,18 @@
 //! The server renders the page with the connection in [`ConnectionState::Connecting`]; once the
 //! WASM has hydrated, the browser connects, and reconnects after any loss with capped
 //! exponential backoff and jitter. Frames that do not parse are logged and ignored.
+//!
+//! Components subscribe to topics with [`LiveConnection::subscribe`]; the connection sends the
+//! subscriptions whenever it is (re)connected — for a task with the newest event sequence
+//! number seen, so the server replays only what was missed — and hands each message to the
+//! subscribers of its topic.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use futures::channel::mpsc::UnboundedSender;
 use leptos::prelude::*;
 
-use crate::protocol::ClientMessage;
+use crate::protocol::{ClientMessage, ServerMessage, Topic};
 
 /// First reconnection delay; doubled on every failed attempt up to [`RECONNECT_MAX_DELAY`].
 pub const RECONNECT_BASE_DELAY: Duration = Duration::from_millis(500);
@@ -61,6 +66,13 @@ pub fn reconnect_delay(attempt: u32, random: f64) -> Duration {
     delay.mul_f64(0.5 + 0.5 * random.clamp(0.0, 1.0))
 }
 
+/// The components listening to one topic, and how far the tab has seen it.
+struct TopicListeners {
+    /// The newest event sequence number seen (task topics), sent on resubscription.
+    after: Option<i64>,
+    listeners: Vec<(u64, Callback<ServerMessage>)>,
+}
+
 /// Handle to the tab's connection; `Copy`, obtained with [`LiveConnection::expect`].
 #[derive(Clone, Copy)]
 pub struct LiveConnection {
@@ -69,6 +81,8 @@ pub struct LiveConnection {
     next_nonce: StoredValue<u64>,
     /// Messages for the socket task; `None` on the server and before the WASM has started.
     outbox: StoredValue<Option<UnboundedSender<ClientMessage>>>,
+    topics: StoredValue<HashMap<Topic, TopicListeners>>,
+    next_listener: StoredValue<u64>,
 }
 
 impl LiveConnection {
@@ -80,6 +94,8 @@ impl LiveConnection {
             round_trip_ms: RwSignal::new(None),
             next_nonce: StoredValue::new(1),
             outbox: StoredValue::new(None),
+            topics: StoredValue::new(HashMap::new()),
+            next_listener: StoredValue::new(0),
         };
         provide_context(live);
         live
@@ -124,6 +140,55 @@ impl LiveConnection {
             })
     }
 
+    /// Calls `listener` with every message about `topic` — its snapshots, updates and errors —
+    /// until the calling component is disposed. `after` is the newest event sequence number the
+    /// component already shows (from the server-rendered page), so that the first snapshot
+    /// carries only what is newer.
+    pub fn subscribe(&self, topic: Topic, after: Option<i64>, listener: Callback<ServerMessage>) {
+        let id = self.next_listener.get_value();
+        self.next_listener.set_value(id + 1);
+        let first = self.topics.try_update_value(|topics| {
+            let entry = topics.entry(topic).or_insert(TopicListeners {
+                after,
+                listeners: Vec::new(),
+            });
+            entry.listeners.push((id, listener));
+            entry.listeners.len() == 1
+        });
+        if first == Some(true) {
+            self.send(ClientMessage::Subscribe { topic, after });
+        }
+        let live = *self;
+        on_cleanup(move || live.unsubscribe(topic, id));
+    }
+
+    fn unsubscribe(&self, topic: Topic, id: u64) {
+        let last = self.topics.try_update_value(|topics| {
+            let Some(entry) = topics.get_mut(&topic) else {
+                return false;
+            };
+            entry.listeners.retain(|(listener, _)| *listener != id);
+            let empty = entry.listeners.is_empty();
+            if empty {
+                topics.remove(&topic);
+            }
+            empty
+        });
+        if last == Some(true) {
+            self.send(ClientMessage::Unsubscribe { topic });
+        }
+    }
+
+    /// Asks again for `topic`'s snapshot (e.g. to refresh counts after tasks changed state).
+    pub fn refresh(&self, topic: Topic) {
+        let after = self
+            .topics
+            .with_value(|topics| topics.get(&topic).map(|entry| entry.after));
+        if let Some(after) = after {
+            self.send(ClientMessage::Subscribe { topic, after });
+        }
+    }
+
     fn take_nonce(&self) -> u64 {
         let nonce = self.next_nonce.get_value();
         self.next_nonce.set_value(nonce.wrapping_add(1));
@@ -139,7 +204,7 @@ mod browser {
     use leptos::{logging, prelude::*};
 
     use super::{ConnectionState, HEARTBEAT_INTERVAL, LiveConnection, reconnect_delay};
-    use crate::protocol::{ClientMessage, ServerMessage};
+    use crate::protocol::{ClientMessage, ServerMessage, Topic};
 
     pub(super) fn start(live: LiveConnection) {
         let (sender, receiver) = futures::channel::mpsc::unbounded();
@@ -227,6 +292,9 @@ mod browser {
             ServerMessage::Hello { .. } => {
                 *greeted = true;
                 live.state.set(ConnectionState::Connected);
+                for subscription in subscriptions(live) {
+                    live.send(subscription);
+                }
             }
             ServerMessage::Pong { nonce } => {
                 if let Some(index) = unanswered.iter().position(|(sent, _)| *sent == nonce) {
@@ -235,9 +303,14 @@ mod browser {
                     unanswered.drain(..=index);
                 }
             }
-            ServerMessage::Error { code, message, .. } => {
+            ServerMessage::Error {
+                code,
+                message,
+                topic: None,
+            } => {
                 logging::warn!("server reported {code:?}: {message}");
             }
+            message => dispatch(live, message),
         }
     }
 
@@ -250,6 +323,64 @@ mod browser {
             "ws"
         };
         Some(format!("{scheme}://{}/ws", location.host().ok()?))
+    }
+
+    /// Every subscription, to send again after connecting.
+    fn subscriptions(live: LiveConnection) -> Vec<ClientMessage> {
+        live.topics.with_value(|topics| {
+            topics
+                .iter()
+                .map(|(topic, entry)| ClientMessage::Subscribe {
+                    topic: *topic,
+                    after: entry.after,
+                })
+                .collect()
+        })
+    }
+
+    /// Hands a message to the listeners of the topics it is about, and remembers the newest
+    /// event seen.
+    fn dispatch(live: LiveConnection, message: ServerMessage) {
+        let seen = newest_event(&message);
+        let mut listeners = Vec::new();
+        live.topics.update_value(|all| {
+            for topic in message_topics(&message) {
+                let Some(entry) = all.get_mut(&topic) else {
+                    continue;
+                };
+                if let (Topic::Task { .. }, Some(seen)) = (topic, seen) {
+                    entry.after = Some(entry.after.map_or(seen, |after| after.max(seen)));
+                }
+                listeners.extend(entry.listeners.iter().map(|(_, listener)| *listener));
+            }
+        });
+        for listener in listeners {
+            listener.run(message.clone());
+        }
+    }
+
+    /// The topics a server message is about.
+    fn message_topics(message: &ServerMessage) -> Vec<Topic> {
+        match message {
+            ServerMessage::TaskSnapshot { task, .. } => vec![Topic::Task { id: task.id }],
+            ServerMessage::TasksSnapshot { .. } => vec![Topic::Tasks],
+            ServerMessage::TaskUpdate { update } => {
+                vec![Topic::Task { id: update.task_id }, Topic::Tasks]
+            }
+            ServerMessage::Error {
+                topic: Some(topic), ..
+            } => vec![*topic],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The newest task event sequence number a message shows the tab.
+    fn newest_event(message: &ServerMessage) -> Option<i64> {
+        match message {
+            ServerMessage::TaskSnapshot { task, .. } => Some(task.last_event_seq),
+            ServerMessage::TaskUpdate { update } => update.event.as_ref().map(|event| event.seq),
+            _ => None,
+        }
     }
 
     fn now_ms() -> f64 {

@@ -4,5 +4,7 @@ pub mod components;
 pub mod format;
 pub mod layout;
 pub mod live;
+pub mod live_tasks;
 pub mod pages;
+pub mod progress;
 pub mod session;

@@ -7,9 +7,11 @@
 mod support;
 
 mod accounts;
+mod compat_ws;
 mod database;
 mod health;
 mod leptos_settings;
+mod live;
 mod pages;
 mod process;
 mod tasks;

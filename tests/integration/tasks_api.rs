@@ -486,3 +486,176 @@ async fn a_retry_is_a_new_task_linked_to_the_finished_one(
     );
     server.stop().await;
 }
+
+#[rstest]
+#[tokio::test]
+async fn starting_a_task_checks_its_kind_and_input(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let (server, actors) = TestServer::with_actors(backend).await;
+    let start = |kind: &'static str, input: &'static str| {
+        actors.user_a.call(
+            &server,
+            "tasks/start",
+            &[("kind", kind), ("name", "  Mine  "), ("input", input)],
+        )
+    };
+    for (kind, input, reason) in [
+        ("test.steps", "{\"steps\": ", "not valid JSON"),
+        ("test.steps", "{\"steps\": -1}", "invalid input"),
+        (
+            "test.steps",
+            "{\"steps\": 1, \"extra\": true}",
+            "invalid input",
+        ),
+        ("test.nope", "{}", "test.nope"),
+    ] {
+        let response = start(kind, input).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{kind} {input}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains(reason), "{kind} {input}: {text}");
+    }
+    let summary = server.state().db.task_summary(None).await.unwrap();
+    assert_eq!(summary.total, 0, "refused starts create nothing");
+
+    let response = start("test.steps", "{\"steps\": 1}").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let started: Value = response.json().await.unwrap();
+    assert_eq!(started["name"], "Mine", "the name is trimmed");
+    assert_eq!(started["owner"], "ann");
+    let id: Uuid = started["id"].as_str().unwrap().parse().unwrap();
+    wait_for(&server, id, TaskStatus::Completed).await;
+
+    // An empty name and input mean the kind's name and `{}`.
+    let response = actors
+        .user_a
+        .call(
+            &server,
+            "tasks/start",
+            &[("kind", "test.flaky"), ("name", ""), ("input", "")],
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::BAD_REQUEST,
+        "test.flaky needs its input"
+    );
+    actors
+        .check(Expect::SIGNED_IN, |actor| {
+            actor.call(&server, "tasks/kinds", &[])
+        })
+        .await;
+    let kinds: Vec<String> = actors
+        .user_a
+        .call(&server, "tasks/kinds", &[])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(kinds.contains(&"test.steps".to_owned()), "{kinds:?}");
+    assert!(kinds.is_sorted());
+    server.stop().await;
+}
+
+#[rstest]
+#[tokio::test]
+async fn listings_search_by_text_and_owner(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    use tidings::api::tasks::TaskFilter;
+
+    let Fixture { server, .. } = fixture(backend).await;
+    let db = &server.state().db;
+    for (owner, name) in [
+        ("ann", "Import 100% of CRM_data"),
+        ("bob", "Import crm data"),
+    ] {
+        let mut request = crate::support::tasks::request(
+            &server,
+            Some(owner),
+            "test.steps",
+            json!({ "steps": 1 }),
+        )
+        .await;
+        request.name = name.to_owned();
+        let id = server.state().engine.enqueue(request).await.unwrap();
+        wait_for(&server, id, TaskStatus::Completed).await;
+    }
+    let names = |filter: TaskFilter| async move {
+        let tasks = db.tasks(None, &filter, 50).await.unwrap();
+        let mut names: Vec<String> = tasks.into_iter().map(|task| task.name).collect();
+        names.sort();
+        names
+    };
+    let search = |text: &str| TaskFilter {
+        text: Some(text.to_owned()),
+        ..TaskFilter::default()
+    };
+    assert_eq!(
+        names(search("crm")).await,
+        ["Import 100% of CRM_data", "Import crm data"],
+        "any case"
+    );
+    assert_eq!(
+        names(search("100%")).await,
+        ["Import 100% of CRM_data"],
+        "% matches itself"
+    );
+    assert_eq!(
+        names(search("crm_")).await,
+        ["Import 100% of CRM_data"],
+        "_ matches itself"
+    );
+    assert_eq!(names(search("TEST.STEPS")).await.len(), 5, "the kind too");
+    let by_owner = TaskFilter {
+        owner: Some("bob".to_owned()),
+        text: Some("import".to_owned()),
+        ..TaskFilter::default()
+    };
+    assert_eq!(names(by_owner).await, ["Import crm data"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_running_task_answers_its_live_progress_not_the_last_saved() {
+    let (server, actors) = TestServer::with_actors(Backend::Sqlite).await;
+    let id = enqueue(
+        &server,
+        Some("ann"),
+        "test.steps",
+        json!({ "steps": 2000, "step_ms": 20 }),
+    )
+    .await;
+    let engine = &server.state().engine;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while engine
+        .live_progress(id)
+        .is_none_or(|progress| progress.processed_items == 0)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the task never advanced"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // The runner saves progress about once a second; the answer does not wait for that.
+    let (status, body) = json_of(
+        actors
+            .user_a
+            .get(&server, &format!("{BASE}/task/{id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body["task"]["processed_items"].as_i64().unwrap() > 0,
+        "{body}"
+    );
+    server.stop().await;
+}

@@ -5,6 +5,8 @@ mod home;
 mod login;
 mod not_found;
 mod setup;
+mod task;
+mod tasks;
 mod users;
 
 pub use account::AccountPage;
@@ -12,4 +14,6 @@ pub use home::HomePage;
 pub use login::LoginPage;
 pub use not_found::NotFound;
 pub use setup::SetupPage;
+pub use task::TaskPage;
+pub use tasks::TasksPage;
 pub use users::UsersPage;
