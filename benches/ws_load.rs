@@ -11,7 +11,8 @@
 //! 1. memory: the server's resident memory before and after opening the connections, and after
 //!    each subscribed to the task (idle: nothing published);
 //! 2. latency of one update to all subscribers, for each subscriber count (10,000, 5,000 and
-//!    1,000 by default), updates spaced `--interval-ms` apart;
+//!    1,000 by default), updates spaced far enough apart to be delivered one at a time
+//!    (`--interval-ms`; by default 100 ms, or 1 ms per 10 subscribers when that is more);
 //! 3. throughput: 1,000 subscribers, 200 updates published back to back; deliveries per second
 //!    from the first update's stamp to the last arrival;
 //! 4. one never-reading client: latency of 1,000 readers with and without one more subscriber of
@@ -88,7 +89,7 @@ struct Options {
     )]
     stall_subscribers: usize,
     /// Updates of each run of that comparison.
-    #[arg(long, env = "TIDINGS_BENCH_WS_STALL_UPDATES", default_value_t = 100)]
+    #[arg(long, env = "TIDINGS_BENCH_WS_STALL_UPDATES", default_value_t = 200)]
     stall_updates: u64,
     /// Pause between those updates.
     #[arg(
@@ -742,6 +743,8 @@ struct RoundResult {
     updates: usize,
     /// Per update, stamp → arrival at its last subscriber; sorted.
     to_all: Vec<Duration>,
+    /// The updates slowest to reach everybody, slowest first.
+    worst: Vec<usize>,
     delivery_p50: Duration,
     delivery_p99: Duration,
     delivered: u64,
@@ -770,13 +773,23 @@ impl RoundResult {
                 .collect()
         };
         let (stamps, arrivals) = (read(&round.stamps), read(&round.last_arrival));
-        let mut to_all: Vec<Duration> = stamps
+        let mut by_update: Vec<(Duration, usize)> = stamps
             .iter()
             .zip(&arrivals)
-            .filter(|(stamp, arrival)| **stamp > 0 && **arrival > 0)
-            .map(|(stamp, arrival)| Duration::from_micros(arrival.saturating_sub(*stamp)))
+            .enumerate()
+            .filter(|(_, (stamp, arrival))| **stamp > 0 && **arrival > 0)
+            .map(|(index, (stamp, arrival))| {
+                (Duration::from_micros(arrival.saturating_sub(*stamp)), index)
+            })
             .collect();
-        to_all.sort();
+        by_update.sort();
+        let to_all = by_update.iter().map(|(latency, _)| *latency).collect();
+        let worst = by_update
+            .iter()
+            .rev()
+            .take(3)
+            .map(|(_, index)| *index)
+            .collect();
         let first_stamp = stamps.iter().copied().filter(|&stamp| stamp > 0).min();
         let last_arrival = arrivals.iter().copied().max();
         let last_stamp = stamps.iter().copied().max();
@@ -809,6 +822,7 @@ impl RoundResult {
             participants: round.participants,
             updates: round.updates,
             to_all,
+            worst,
             delivery_p50: quantile(0.50),
             delivery_p99: quantile(0.99),
             delivered: round.delivered.load(Ordering::Relaxed),
@@ -840,13 +854,15 @@ impl RoundResult {
 
     fn print(&self, what: &str) {
         println!(
-            "{what}: one update to all p50 {} / p99 {} / max {}; single delivery p50 {} / p99 {}; \
+            "{what}: one update to all p50 {} / p99 {} / max {} (slowest updates: {:?}); \
+             single delivery p50 {} / p99 {}; \
              {} deliveries ({} missing, {} frames) in {:.3} s (published in {:.3} s) = {:.0}/s; \
              CPU server {:.2} s ({:.1} µs per frame), client {:.2} s ({:.1} µs per frame), \
              anything else {:.2} s",
             ms(self.to_all(0.50)),
             ms(self.to_all(0.99)),
             ms(self.to_all.last().copied().unwrap_or_default()),
+            self.worst,
             ms(self.delivery_p50),
             ms(self.delivery_p99),
             self.delivered,

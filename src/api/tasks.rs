@@ -288,6 +288,39 @@ impl Task {
     }
 }
 
+#[cfg(test)]
+impl Task {
+    /// A task with every optional field empty, for unit tests to adjust.
+    pub(crate) fn sample(id: Uuid, status: TaskStatus) -> Task {
+        Task {
+            id,
+            kind: "test".into(),
+            name: "t".into(),
+            owner: None,
+            owner_id: None,
+            status,
+            progress: TaskProgress::default(),
+            input: Value::Null,
+            result: None,
+            error: None,
+            detail: None,
+            metadata: Value::Null,
+            attempt: 1,
+            max_attempts: 1,
+            priority: 0,
+            cancel_requested: false,
+            retry_of: None,
+            queue_position: None,
+            last_event_seq: 0,
+            run_after: DateTime::UNIX_EPOCH,
+            created_at: DateTime::UNIX_EPOCH,
+            started_at: None,
+            completed_at: None,
+            heartbeat_at: None,
+        }
+    }
+}
+
 #[cfg(feature = "ssr")]
 use crate::{auth::CurrentUser, server::AppState, services::tasks};
 
@@ -378,32 +411,10 @@ mod tests {
     }
 
     fn running_task() -> Task {
-        Task {
-            id: Uuid::from_u128(1),
-            kind: "test".into(),
-            name: "t".into(),
-            owner: None,
-            owner_id: None,
-            status: TaskStatus::Running,
-            progress: TaskProgress::default(),
-            input: Value::Null,
-            result: None,
-            error: None,
-            detail: None,
-            metadata: Value::Null,
-            attempt: 1,
-            max_attempts: 1,
-            priority: 0,
-            cancel_requested: false,
-            retry_of: None,
-            queue_position: None,
-            last_event_seq: 2,
-            run_after: DateTime::UNIX_EPOCH,
-            created_at: DateTime::UNIX_EPOCH,
-            started_at: Some(DateTime::UNIX_EPOCH),
-            completed_at: None,
-            heartbeat_at: None,
-        }
+        let mut task = Task::sample(Uuid::from_u128(1), TaskStatus::Running);
+        task.last_event_seq = 2;
+        task.started_at = Some(DateTime::UNIX_EPOCH);
+        task
     }
 
     fn update(seq: i64, status: TaskStatus, event: Option<TaskEventKind>) -> TaskUpdate {

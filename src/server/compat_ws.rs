@@ -798,32 +798,14 @@ mod tests {
     }
 
     fn task(status: TaskStatus) -> Task {
-        Task {
-            id: job(),
-            kind: "test".into(),
-            name: "t".into(),
-            owner: Some("ann".into()),
-            owner_id: Some(1),
-            status,
-            progress: update(0, status, None).progress,
-            input: Value::Null,
-            result: None,
-            error: None,
-            detail: None,
-            metadata: Value::Null,
-            attempt: 1,
-            max_attempts: 1,
-            priority: 0,
-            cancel_requested: false,
-            retry_of: None,
-            queue_position: None,
-            last_event_seq: 5,
-            run_after: now(),
-            created_at: now(),
-            started_at: None,
-            completed_at: None,
-            heartbeat_at: None,
-        }
+        let mut task = Task::sample(job(), status);
+        task.owner = Some("ann".into());
+        task.owner_id = Some(1);
+        task.progress = update(0, status, None).progress;
+        task.last_event_seq = 5;
+        task.run_after = now();
+        task.created_at = now();
+        task
     }
 
     #[test]
