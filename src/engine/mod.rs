@@ -518,6 +518,9 @@ impl Shared {
         if let Some(event) = &event {
             task.last_seq.fetch_max(event.seq, Ordering::Relaxed);
         }
+        // This update carries the progress as it is now: the runner's next tick need not send
+        // it again.
+        task.tracker.take_unpublished();
         self.events.publish(TaskUpdate {
             task_id: task.id,
             owner_id: task.owner_id,

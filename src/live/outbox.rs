@@ -17,7 +17,7 @@ use std::{
     collections::VecDeque,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -70,6 +70,8 @@ pub struct Outbox {
     ready: Notify,
     /// Cancelled when the connection must end (it cannot keep up, or the hub lost updates).
     closing: CancellationToken,
+    /// Set with `closing`; read on every push without the token's lock.
+    closed: AtomicBool,
     close_reason: Mutex<Option<&'static str>>,
     next_reservation: AtomicU64,
 }
@@ -106,6 +108,7 @@ impl Default for Outbox {
             queue: Mutex::new(VecDeque::new()),
             ready: Notify::new(),
             closing: CancellationToken::new(),
+            closed: AtomicBool::new(false),
             close_reason: Mutex::new(None),
             next_reservation: AtomicU64::new(0),
         }
@@ -178,7 +181,7 @@ impl Outbox {
     }
 
     fn enqueue(&self, item: Queued) -> Pushed {
-        if self.closing.is_cancelled() {
+        if self.closed.load(Ordering::Acquire) {
             return Pushed::Closed;
         }
         let mut queue = self.queue.lock().expect("outbox lock");
@@ -233,6 +236,7 @@ impl Outbox {
             .lock()
             .expect("close reason lock")
             .get_or_insert(reason);
+        self.closed.store(true, Ordering::Release);
         self.closing.cancel();
     }
 

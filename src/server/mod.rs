@@ -19,6 +19,7 @@ use axum::{
     http::request::Parts,
     middleware,
     routing::{get, post},
+    serve::ListenerExt as _,
 };
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
@@ -148,6 +149,13 @@ impl Server {
         let Server { listener, state } = self;
         let shutdown = state.shutdown.clone();
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        // Live updates are many small frames: Nagle's algorithm would hold each one back until
+        // the previous one is acknowledged, which a delayed ACK can stretch to 40 ms.
+        let listener = listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot turn off Nagle's algorithm for a connection");
+            }
+        });
         let serving =
             axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         tokio::spawn(prune_sessions_periodically(state.clone()));

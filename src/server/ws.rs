@@ -44,9 +44,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A batch of frames that the client's network does not take within this time closes the
 /// connection.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bytes read from the socket at a time. Client frames are small requests; the default of
-/// 128 KiB per connection would dominate the memory of an idle connection.
-pub(super) const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Bytes read from the socket at a time. Client frames are small requests (a larger one is
+/// read in several steps); tungstenite's default of 128 KiB, resident for the life of each
+/// connection, would dominate the memory of an idle connection.
+pub(super) const READ_BUFFER_BYTES: usize = 1024;
 /// Accepts the upgrade for a signed-in caller (session or API token) from a page of this site;
 /// a socket opened by another site's page (cross-site WebSocket hijacking) is refused with 403.
 pub async fn upgrade(
@@ -109,10 +110,14 @@ pub(super) async fn serve_socket(
     let outbox = session.outbox().clone();
     let outbox = outbox.as_ref();
     let shutdown = session.shutdown().clone();
+    // Made once, not on every turn of the loop (each makes a waiter with its own lock).
+    let shutting_down = shutdown.cancelled();
+    let closing = outbox.closing();
+    tokio::pin!(shutting_down, closing);
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => break Some(close(close_code::AWAY, "server is shutting down")),
-            () = outbox.closing() => break closed_by_outbox(outbox),
+            () = &mut shutting_down => break Some(close(close_code::AWAY, "server is shutting down")),
+            () = &mut closing => break closed_by_outbox(outbox),
             _ = pings.tick() => {
                 if last_heard.elapsed() >= IDLE_TIMEOUT {
                     tracing::debug!("websocket peer stopped answering pings");
