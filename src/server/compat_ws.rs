@@ -61,11 +61,11 @@
 //!
 //! # Snapshot, then stream
 //!
-//! A subscription registers the job's hub route first, then queues a marker in the outbox,
-//! then reads the job. Updates queued before the marker were published before the read, so
-//! the snapshot covers them and they are dropped; where the marker leaves the outbox, the
-//! greeting or `subscribed` and the snapshot are sent; after it, updates older than the
-//! snapshot (`seq` below its `last_event_seq`, or an event it already counts) are dropped.
+//! As on `/ws` (see `services::live`): a subscription checks access, queues the greeting or
+//! `subscribed`, reserves the snapshot's place in the outbox, registers the job's hub route and
+//! reads the job into that place. Updates routed meanwhile leave after the snapshot; those it
+//! already covers (`seq` below its `last_event_seq`, or an event it counts) are dropped, since
+//! the original's clients do not sort them out themselves.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -91,8 +91,8 @@ use crate::{
     auth::{CurrentUser, middleware::is_same_origin},
     error::AppError,
     live::{Connection, Dialect, Outbox, Outgoing, Route},
-    protocol::{MAX_CLIENT_MESSAGE_BYTES, MAX_SUBSCRIPTIONS},
-    services::tasks,
+    protocol::{MAX_CLIENT_MESSAGE_BYTES, MAX_SUBSCRIPTIONS, Topic},
+    services::{self, tasks},
 };
 
 /// The longest `topic_id`, in characters.
@@ -101,8 +101,6 @@ const MAX_TOPIC_CHARS: usize = 200;
 const MAX_ECHOED_JOB_ID_CHARS: usize = 100;
 /// A client's unknown `type` is quoted in the error only up to this many characters.
 const MAX_ECHOED_TYPE_CHARS: usize = 50;
-/// The `seq` of the markers a subscription queues; real updates have 0 or more.
-const MARKER_SEQ: i64 = -1;
 
 const INVALID_JSON: &str = "Invalid JSON message";
 const NOT_AN_OBJECT: &str = "A message must be a JSON object with a string \"type\"";
@@ -233,7 +231,8 @@ struct Session {
     state: AppState,
     caller: CurrentUser,
     live: Connection,
-    watches: HashMap<Uuid, Watch>,
+    /// The followed jobs, each with the `last_event_seq` of its snapshot.
+    watches: HashMap<Uuid, i64>,
     /// The job of a `/ws/bulk-process` socket; `None` on `/ws/progress`.
     job: Option<Uuid>,
 }
@@ -252,7 +251,7 @@ impl Session {
                 };
                 self.job = Some(job);
                 let greeting = connected_message("job_id", &job.to_string(), Utc::now());
-                self.watch(job, vec![greeting]).await.map_err(|error| {
+                self.watch(job, greeting).await.map_err(|error| {
                     let (code, reason) = match error {
                         AppError::NotFound => (close_code::POLICY, "job not found"),
                         _ => (close_code::ERROR, "server unavailable"),
@@ -278,43 +277,31 @@ impl Session {
         }
     }
 
-    /// Starts following `job`: registers its route, queues the marker, then reads the job.
-    /// Where the marker leaves the outbox, `opening` and the snapshot are sent.
-    async fn watch(&mut self, job: Uuid, mut opening: Vec<Value>) -> Result<(), AppError> {
-        let route = Route::Task(job);
-        let already = self.live.is_subscribed(route);
-        self.live.subscribe(route);
-        let marker = Arc::new(marker(job));
-        // Tagged with the job, so that a progress tick queued after it cannot replace one
-        // queued before it.
-        self.live
-            .outbox()
-            .push(Outgoing::Update(marker.clone()), Some(job));
-        match tasks::get(&self.state, &self.caller, job).await {
+    /// Starts following `job`: checks access, queues `opening`, then the job's snapshot ahead
+    /// of every update routed from now on.
+    async fn watch(&mut self, job: Uuid, opening: Value) -> Result<(), AppError> {
+        let topic = Topic::Task { id: job };
+        services::live::authorize(&self.state, &self.caller, topic, None).await?;
+        self.reply(&opening);
+        let place = self.live.reserve(Some(job));
+        self.live.subscribe(Route::Task(job));
+        let snapshot = match tasks::get(&self.state, &self.caller, job).await {
             Ok(task) => {
-                opening.push(snapshot_message(&task, Utc::now()));
-                // A subscription whose opening has not gone out yet is answered all the same.
-                if let Some(earlier) = self.watches.remove(&job)
-                    && !earlier.opened
-                {
-                    opening.splice(0..0, earlier.opening);
-                }
-                let watch = Watch::new(marker, task.last_event_seq, opening);
-                self.watches.insert(job, watch);
-                Ok(())
+                self.watches.insert(job, task.last_event_seq);
+                snapshot_message(&task, Utc::now())
             }
             Err(error) => {
-                if !already {
-                    self.live.unsubscribe(route);
-                }
-                Err(error)
+                self.watches.remove(&job);
+                self.live.unsubscribe(Route::Task(job));
+                failure_message(&error, job)
             }
-        }
+        };
+        place.fill(Outgoing::Frame(text(&snapshot)));
+        Ok(())
     }
 
-    /// Turns a batch from the outbox into frames: replies as they are, markers into their
-    /// openings, and the updates of followed jobs that the snapshot does not cover into
-    /// `job_update`s.
+    /// Turns a batch from the outbox into frames: replies and snapshots as they are, and the
+    /// updates of followed jobs that their snapshot does not cover into `job_update`s.
     async fn render(&mut self, batch: &mut Vec<Outgoing>) -> Vec<Message> {
         let mut frames = Vec::with_capacity(batch.len());
         for item in batch.drain(..) {
@@ -325,27 +312,22 @@ impl Session {
                 }
                 Outgoing::Update(update) => update,
             };
-            let Some(watch) = self.watches.get_mut(&update.task_id) else {
+            let Some(&floor) = self.watches.get(&update.task_id) else {
                 continue;
             };
-            match watch.sort(&update) {
-                Sorted::Skip => {}
-                Sorted::Opening(opening) => {
-                    frames.extend(opening.iter().map(|message| Message::Text(text(message))));
-                }
-                Sorted::Send => {
-                    // An update has no result: the finished job's is read when it ends.
-                    let finished = if update.status.is_finished() {
-                        tasks::get(&self.state, &self.caller, update.task_id)
-                            .await
-                            .ok()
-                    } else {
-                        None
-                    };
-                    let message = update_message(&update, finished.as_ref(), Utc::now());
-                    frames.push(Message::Text(text(&message)));
-                }
+            if is_covered(&update, floor) {
+                continue;
             }
+            // An update has no result: the finished job's is read when it ends.
+            let finished = if update.status.is_finished() {
+                tasks::get(&self.state, &self.caller, update.task_id)
+                    .await
+                    .ok()
+            } else {
+                None
+            };
+            let message = update_message(&update, finished.as_ref(), Utc::now());
+            frames.push(Message::Text(text(&message)));
         }
         frames
     }
@@ -412,7 +394,7 @@ impl Session {
             return;
         }
         let subscribed = job_message("subscribed", job, Utc::now());
-        if let Err(error) = self.watch(job, vec![subscribed]).await {
+        if let Err(error) = self.watch(job, subscribed).await {
             self.reply(&failure_message(&error, job));
         }
     }
@@ -422,67 +404,13 @@ impl Session {
     }
 }
 
-/// How far a followed job's stream has got.
-struct Watch {
-    /// The marker queued where the snapshot belongs.
-    marker: Arc<TaskUpdate>,
-    /// Sent where the marker leaves the outbox: the greeting or `subscribed`, and the
-    /// snapshot.
-    opening: Vec<Value>,
-    /// The snapshot's `last_event_seq`.
-    floor: i64,
-    /// Whether the marker has left the outbox.
-    opened: bool,
-}
-
-/// What to do with an update of a followed job.
-#[derive(Debug, PartialEq)]
-enum Sorted {
-    /// The snapshot covers it (or it is an outdated marker).
-    Skip,
-    /// This subscription's marker: send these first.
-    Opening(Vec<Value>),
-    Send,
-}
-
-impl Watch {
-    fn new(marker: Arc<TaskUpdate>, floor: i64, opening: Vec<Value>) -> Self {
-        Watch {
-            marker,
-            opening,
-            floor,
-            opened: false,
-        }
-    }
-
-    /// Sorts the next update of the job out of the outbox, in order.
-    fn sort(&mut self, update: &Arc<TaskUpdate>) -> Sorted {
-        if Arc::ptr_eq(update, &self.marker) {
-            self.opened = true;
-            return Sorted::Opening(std::mem::take(&mut self.opening));
-        }
-        let covered = update.seq == MARKER_SEQ
-            || !self.opened
-            || update.seq < self.floor
-            || update
-                .event
-                .as_ref()
-                .is_some_and(|event| event.seq <= self.floor);
-        if covered { Sorted::Skip } else { Sorted::Send }
-    }
-}
-
-/// The stand-in update that marks the snapshot's place in the outbox.
-fn marker(job: Uuid) -> TaskUpdate {
-    TaskUpdate {
-        task_id: job,
-        owner_id: None,
-        status: TaskStatus::Pending,
-        cancel_requested: false,
-        progress: TaskProgress::default(),
-        seq: MARKER_SEQ,
-        event: None,
-    }
+/// Whether a snapshot whose `last_event_seq` is `floor` already shows `update`.
+fn is_covered(update: &TaskUpdate, floor: i64) -> bool {
+    update.seq < floor
+        || update
+            .event
+            .as_ref()
+            .is_some_and(|event| event.seq <= floor)
 }
 
 /// A client's request.
@@ -1049,32 +977,21 @@ mod tests {
     }
 
     #[test]
-    fn updates_before_the_marker_or_older_than_the_snapshot_are_skipped() {
-        let marker = Arc::new(marker(job()));
-        let mut watch = Watch::new(marker.clone(), 5, vec![json!("opening")]);
-        let tick = |seq| Arc::new(update(seq, TaskStatus::Running, None));
+    fn updates_older_than_the_snapshot_are_skipped() {
+        let tick = |seq| update(seq, TaskStatus::Running, None);
         let logged = |seq| {
-            Arc::new(update(
+            update(
                 seq,
                 TaskStatus::Running,
                 Some(event(seq, TaskEventKind::Stage, json!({}))),
-            ))
+            )
         };
-        // Queued before the marker: published before the snapshot was read.
-        assert_eq!(watch.sort(&logged(6)), Sorted::Skip);
-        assert_eq!(watch.sort(&tick(5)), Sorted::Skip);
-        assert_eq!(watch.sort(&marker), Sorted::Opening(vec![json!("opening")]));
-        // After it: only what the snapshot does not count.
-        assert_eq!(watch.sort(&tick(4)), Sorted::Skip);
-        assert_eq!(watch.sort(&logged(5)), Sorted::Skip);
-        assert_eq!(
-            watch.sort(&tick(5)),
-            Sorted::Send,
+        assert!(is_covered(&tick(4), 5));
+        assert!(is_covered(&logged(5), 5));
+        assert!(
+            !is_covered(&tick(5), 5),
             "a tick may be newer than the saved progress"
         );
-        assert_eq!(watch.sort(&logged(6)), Sorted::Send);
-        // An earlier subscription's marker opens nothing.
-        assert_eq!(watch.sort(&Arc::new(self::marker(job()))), Sorted::Skip);
-        assert_eq!(watch.sort(&marker), Sorted::Opening(Vec::new()));
+        assert!(!is_covered(&logged(6), 5));
     }
 }

@@ -34,15 +34,17 @@ pub async fn authorize(
     topic: Topic,
     after: Option<i64>,
 ) -> Result<(), AppError> {
-    if after.is_some_and(|after| after < 0) {
-        return Err(AppError::BadRequest("after must be 0 or more".into()));
-    }
+    check_after(after)?;
     match topic {
-        Topic::Task { id } => match state.db.task(id).await? {
-            Some(task) if caller.may_access(task.owner_id) => Ok(()),
-            _ => Err(AppError::NotFound),
-        },
+        Topic::Task { id } => tasks::visible_task(state, caller, id).await.map(drop),
         Topic::Tasks => Ok(()),
+    }
+}
+
+fn check_after(after: Option<i64>) -> Result<(), AppError> {
+    match after {
+        Some(after) if after < 0 => Err(AppError::BadRequest("after must be 0 or more".into())),
+        _ => Ok(()),
     }
 }
 
@@ -67,9 +69,7 @@ async fn task_snapshot(
     id: Uuid,
     after: Option<i64>,
 ) -> Result<ServerMessage, AppError> {
-    if after.is_some_and(|after| after < 0) {
-        return Err(AppError::BadRequest("after must be 0 or more".into()));
-    }
+    check_after(after)?;
     let task = tasks::get(state, caller, id).await?;
     let limit = i64::from(SNAPSHOT_EVENTS_LIMIT);
     let newest = task.last_event_seq;

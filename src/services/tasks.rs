@@ -31,7 +31,11 @@ fn owner_scope(caller: &CurrentUser) -> Option<i64> {
 }
 
 /// The task if the caller may see it; 404 otherwise, whether it exists or not.
-async fn visible_task(state: &AppState, caller: &CurrentUser, id: Uuid) -> Result<Task, AppError> {
+pub(crate) async fn visible_task(
+    state: &AppState,
+    caller: &CurrentUser,
+    id: Uuid,
+) -> Result<Task, AppError> {
     match state.db.task(id).await? {
         Some(task) if caller.may_access(task.owner_id) => Ok(task),
         _ => Err(AppError::NotFound),

@@ -659,3 +659,64 @@ async fn a_running_task_answers_its_live_progress_not_the_last_saved() {
     );
     server.stop().await;
 }
+
+#[rstest]
+#[tokio::test]
+async fn the_overview_is_scoped_to_the_caller(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Fixture {
+        server,
+        actors,
+        anns,
+        bobs,
+        anns_finished,
+    } = fixture(backend).await;
+    let overview = |actor: &crate::support::Actor| actor.call(&server, "tasks/overview", &[]);
+    let listed = |body: &Value, list: &str| -> Vec<String> {
+        body[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|task| task["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let ann: Value = overview(&actors.user_a)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed(&ann, "recent"), [anns_finished.to_string()]);
+    assert!(listed(&ann, "active").contains(&anns.to_string()));
+    assert!(!listed(&ann, "active").contains(&bobs.to_string()));
+    assert_eq!(ann["summary"]["total"], 2);
+    let admin: Value = overview(&actors.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(admin["summary"]["total"], 3);
+    assert!(listed(&admin, "active").contains(&bobs.to_string()));
+    actors.check(Expect::SIGNED_IN, overview).await;
+    let start = actors
+        .anonymous
+        .call(
+            &server,
+            "tasks/start",
+            &[
+                ("kind", "test.steps"),
+                ("name", "x"),
+                ("input", "{\"steps\":1}"),
+            ],
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(server.state().db.task_summary(None).await.unwrap().total, 3);
+    server.stop().await;
+}
