@@ -64,6 +64,16 @@ pub struct Config {
     #[command(flatten)]
     pub tasks: TaskSettings,
 
+    /// Read notifications (and broadcasts) are deleted this many days after they were sent.
+    #[arg(long, env = "TIDINGS_NOTIFICATION_RETENTION_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub notification_retention_days: u32,
+
+    /// How often, in seconds, notifications past their retention are deleted.
+    #[arg(long, env = "TIDINGS_NOTIFICATION_PRUNE_INTERVAL_SECS", default_value_t = 60 * 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub notification_prune_interval_secs: u64,
+
     /// What to do instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -7,7 +7,10 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::api::tasks::{Task, TaskEvent, TaskSummary, TaskUpdate};
+use crate::api::{
+    notifications::{Notification, UnreadCount},
+    tasks::{Task, TaskEvent, TaskSummary, TaskUpdate},
+};
 
 /// Version of this protocol, announced in [`ServerMessage::Hello`]. Bumped on breaking changes so
 /// that an old tab can tell it must reload.
@@ -24,8 +27,9 @@ pub enum ClientMessage {
     /// Asks for a [`ServerMessage::Pong`] carrying the same nonce; used to measure round trips
     /// and to notice a dead connection that the browser has not reported yet.
     Ping { nonce: u64 },
-    /// Asks for the topic's current state ([`ServerMessage::TaskSnapshot`] or
-    /// [`ServerMessage::TasksSnapshot`]) and then its live updates. Subscribing again to a topic
+    /// Asks for the topic's current state ([`ServerMessage::TaskSnapshot`],
+    /// [`ServerMessage::TasksSnapshot`] or [`ServerMessage::NotificationsSnapshot`]) and then
+    /// its live updates. Subscribing again to a topic
     /// already subscribed answers a fresh snapshot.
     Subscribe {
         topic: Topic,
@@ -46,6 +50,8 @@ pub enum Topic {
     Task { id: Uuid },
     /// Every task the user may see: their own, or everybody's for an administrator.
     Tasks,
+    /// The user's own notifications (administrators too see only theirs and broadcasts).
+    Notifications,
 }
 
 /// How a [`Topic`] is read: serde ignores `deny_unknown_fields` on the unit variants of an
@@ -56,6 +62,7 @@ pub enum Topic {
 enum TopicFrame {
     Task { id: Uuid },
     Tasks {},
+    Notifications {},
 }
 
 impl From<TopicFrame> for Topic {
@@ -63,6 +70,7 @@ impl From<TopicFrame> for Topic {
         match frame {
             TopicFrame::Task { id } => Topic::Task { id },
             TopicFrame::Tasks {} => Topic::Tasks,
+            TopicFrame::Notifications {} => Topic::Notifications,
         }
     }
 }
@@ -72,6 +80,8 @@ impl From<TopicFrame> for Topic {
 pub const SNAPSHOT_EVENTS_LIMIT: u32 = 200;
 /// Most topics one connection may subscribe to at once.
 pub const MAX_SUBSCRIPTIONS: usize = 100;
+/// Newest notifications a [`ServerMessage::NotificationsSnapshot`] carries (the bell's list).
+pub const SNAPSHOT_NOTIFICATIONS_LIMIT: u32 = 10;
 
 /// Messages sent by the server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -107,6 +117,20 @@ pub enum ServerMessage {
     /// [`Topic::Tasks`]). A client applies it only when its `seq` is not older than what it
     /// knows, and appends its event only when the event's `seq` is newer.
     TaskUpdate { update: TaskUpdate },
+    /// The current state of [`Topic::Notifications`]: the unread count and the newest
+    /// notifications. Changes follow as [`ServerMessage::NotificationUpdate`].
+    NotificationsSnapshot {
+        unread: UnreadCount,
+        latest: Vec<Notification>,
+    },
+    /// A change of the user's notifications, made in this tab, another tab or by the server.
+    NotificationUpdate {
+        change: NotificationChange,
+        /// The unread count after the change; `None` for a broadcast, whose count differs by
+        /// reader (the client asks for its own). Apply it only if it is newer than the count
+        /// the client has ([`UnreadCount::newest`]).
+        unread: Option<UnreadCount>,
+    },
     /// Answer to [`ClientMessage::Unsubscribe`].
     Unsubscribed { topic: Topic },
     /// A request could not be handled; the connection stays open unless a close frame follows.
@@ -117,6 +141,24 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         topic: Option<Topic>,
     },
+}
+
+/// What happened to a user's notifications.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NotificationChange {
+    /// A new notification — or a new version of one the client may have (same id: the
+    /// notification of a task that was retried and ended again, or now follows the retry):
+    /// the client replaces its copy.
+    Created { notification: Notification },
+    /// One notification was marked read.
+    Read { id: i64 },
+    /// Every notification up to and including `up_to` was marked read.
+    AllRead { up_to: i64 },
+    /// One notification was deleted.
+    Deleted { id: i64 },
+    /// Every read notification was deleted.
+    ReadDeleted,
 }
 
 /// Machine-readable reason of a [`ServerMessage::Error`].
@@ -220,6 +262,37 @@ mod tests {
         for message in messages {
             assert_eq!(ServerMessage::parse(&message.to_frame()).unwrap(), message);
         }
+    }
+
+    #[test]
+    fn notification_messages_have_a_stable_wire_format() {
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"subscribe","topic":{"kind":"notifications"}}"#)
+                .unwrap(),
+            ClientMessage::Subscribe {
+                topic: Topic::Notifications,
+                after: None
+            }
+        );
+        assert!(
+            ClientMessage::parse(
+                r#"{"type":"subscribe","topic":{"kind":"notifications","user":2}}"#
+            )
+            .is_err(),
+            "somebody else's feed cannot even be asked for"
+        );
+        let update = ServerMessage::NotificationUpdate {
+            change: NotificationChange::AllRead { up_to: 9 },
+            unread: Some(UnreadCount {
+                count: 0,
+                version: 12,
+            }),
+        };
+        assert_eq!(
+            update.to_frame(),
+            r#"{"type":"notification_update","change":{"kind":"all_read","up_to":9},"unread":{"count":0,"version":12}}"#
+        );
+        assert_eq!(ServerMessage::parse(&update.to_frame()).unwrap(), update);
     }
 
     #[test]

@@ -2,5 +2,6 @@
 //! function is a typed HTTP call, on the server it calls the service layer.
 
 pub mod accounts;
+pub mod notifications;
 pub mod system;
 pub mod tasks;

@@ -6,6 +6,7 @@
 //! [`on_pool!`]. Backend-specific SQL (row locking, notifications) matches on [`Database`].
 
 mod api_tokens;
+mod notifications;
 mod server_meta;
 mod sessions;
 mod tasks;
@@ -21,6 +22,7 @@ use sqlx::{
 };
 
 pub use api_tokens::TokenOwner;
+pub use notifications::{NotificationInsert, TaskNotice};
 pub use server_meta::MetaKey;
 pub use sessions::Session;
 pub use tasks::{ClaimedTask, Ending, InterruptedTask, NewTask, Round, RoundDone, Settlement};

@@ -10,7 +10,13 @@ use serde_json::{Value, json};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{Database, DbError, execute, on_pool};
+use super::{
+    Database, DbError, TaskNotice, execute,
+    notifications::{
+        BUMP_NOTIFICATION_CLOCK, TASK_NOTICE_PARAMS, bind_task_notice, task_notification_sql,
+    },
+    on_pool,
+};
 use crate::api::tasks::{
     Task, TaskEvent, TaskEventKind, TaskFilter, TaskProgress, TaskStatus, TaskSummary,
 };
@@ -336,6 +342,9 @@ pub struct Settlement {
     pub id: Uuid,
     pub ending: Ending,
     pub progress: TaskProgress,
+    /// The owner's notification of a final ending, written in the same transaction: a task
+    /// that is recorded as ended has its notification.
+    pub notice: Option<TaskNotice>,
 }
 
 /// `$first`, `$first + 1`, … — `count` numbered SQL parameters.
@@ -493,8 +502,14 @@ impl Database {
             .collect();
         let (insert_size, settle_size) = (INSERT_PARAMS + 3, SETTLE_PARAMS + 3);
         let settle_base = round.inserts.len() * insert_size;
-        // Parameters after those of the inserts and settlements: the claim's.
-        let claim_base = settle_base + round.settlements.len() * settle_size + 1;
+        let notices: Vec<(Uuid, &TaskNotice)> = round
+            .settlements
+            .iter()
+            .filter_map(|settlement| Some((settlement.id, settlement.notice.as_ref()?)))
+            .collect();
+        let notice_base = settle_base + round.settlements.len() * settle_size;
+        // Parameters after those of the inserts, settlements and notices: the claim's.
+        let claim_base = notice_base + notices.len() * TASK_NOTICE_PARAMS + 1;
         let token = Uuid::now_v7();
         let limit = i64::try_from(round.claim).unwrap_or(i64::MAX);
         let (logged, claimed) = match self {
@@ -507,6 +522,17 @@ impl Database {
                 for index in 0..round.settlements.len() {
                     let first = settle_base + index * settle_size + 1;
                     sql += &sqlite_log_after(&settle_sql(first), first, first + SETTLE_PARAMS);
+                }
+                if !notices.is_empty() {
+                    sql += BUMP_NOTIFICATION_CLOCK;
+                    sql += "; ";
+                }
+                for index in 0..notices.len() {
+                    let first = notice_base + index * TASK_NOTICE_PARAMS + 1;
+                    for statement in task_notification_sql(first) {
+                        sql += &statement;
+                        sql += "; ";
+                    }
                 }
                 if round.claim > 0 {
                     let log = log_claims_sql(
@@ -529,6 +555,9 @@ impl Database {
                 }
                 for (settlement, event) in round.settlements.iter().zip(&settlements) {
                     query = bind_settlement!(query, settlement, event, now);
+                }
+                for (task, notice) in &notices {
+                    query = bind_task_notice!(query, task, now, notice);
                 }
                 if round.claim > 0 {
                     query = query
@@ -556,6 +585,18 @@ impl Database {
                     let query = bind_settlement!(sqlx::query_scalar(&sql), settlement, event, now);
                     let seq: Option<i64> = query.fetch_optional(&mut *transaction).await?;
                     logged.extend(seq.map(|seq| (settlement.id, seq)));
+                }
+                if !notices.is_empty() {
+                    sqlx::query(BUMP_NOTIFICATION_CLOCK)
+                        .execute(&mut *transaction)
+                        .await?;
+                }
+                for (task, notice) in &notices {
+                    for statement in task_notification_sql(1) {
+                        bind_task_notice!(sqlx::query(&statement), *task, now, notice)
+                            .execute(&mut *transaction)
+                            .await?;
+                    }
                 }
                 let mut claimed = Vec::new();
                 if round.claim > 0 {

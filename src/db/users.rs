@@ -56,8 +56,11 @@ impl Database {
         let now = Utc::now();
         let id: i64 = on_pool!(self, |pool| {
             sqlx::query_scalar(
-                "INSERT INTO users (username, display_name, password_hash, role, active, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, TRUE, $5, $5) RETURNING id",
+                // A new user has not missed the broadcasts sent before they joined: they start
+                // read (visible in the inbox, not counted by the bell).
+                "INSERT INTO users (username, display_name, password_hash, role, active, created_at, updated_at, broadcasts_read_through) \
+                 VALUES ($1, $2, $3, $4, TRUE, $5, $5, \
+                 (SELECT COALESCE(MAX(id), 0) FROM notifications WHERE recipient_id IS NULL)) RETURNING id",
             )
             .bind(new.username)
             .bind(new.display_name)

@@ -13,7 +13,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{RunningTask, Shared};
+use super::{NotificationTypes, RunningTask, Shared};
 use crate::{config::Config, db::Database};
 
 /// A kind of background work. Adding a kind is one implementation of this trait and one
@@ -26,8 +26,12 @@ pub trait Job: Send + Sync + 'static {
     const KIND: &'static str;
     /// The task's input; a task whose input does not parse is refused when it is created.
     type Input: DeserializeOwned + Send;
-    /// Stored as the task's result when the job succeeds.
+    /// Stored as the task's result when the job succeeds. A string field `summary` in it is
+    /// the message of the owner's notification.
     type Output: Serialize + Send;
+    /// The types of the notification the owner gets when a task of this kind completes or
+    /// fails.
+    const NOTIFICATION_TYPES: NotificationTypes = NotificationTypes::TASK;
 
     fn options(&self) -> JobOptions {
         JobOptions::default()

@@ -11,6 +11,7 @@
 
 mod events;
 mod job;
+mod notice;
 mod progress;
 mod queue;
 mod registry;
@@ -33,6 +34,7 @@ use uuid::Uuid;
 
 pub use events::{EventBus, LocalEventBus};
 pub use job::{Job, JobContext, JobError, JobOptions, TaskInfo};
+pub use notice::NotificationTypes;
 pub use queue::{SingleNodeQueue, TaskQueue};
 pub use registry::JobRegistry;
 
@@ -43,6 +45,7 @@ use crate::{
     error::AppError,
 };
 use job::{StopReason, StopSignal};
+use notice::{Concluded, task_notice};
 use progress::ProgressTracker;
 
 /// How often the dispatcher looks for due tasks without being woken (tasks enqueued by
@@ -556,10 +559,22 @@ impl Shared {
                 Ending::Failed(reason.to_owned())
             };
             owners.push(task.owner_id);
+            let types = self.registry.notification_types(&orphan.kind);
+            let notice = task_notice(
+                types,
+                &Concluded {
+                    id: orphan.id,
+                    name: &task.name,
+                    owner_id: task.owner_id,
+                    ending: &ending,
+                    progress: &task.progress,
+                },
+            );
             settlements.push(Settlement {
                 id: orphan.id,
                 ending,
                 progress: task.progress,
+                notice,
             });
         }
         let settled = self

@@ -6,7 +6,10 @@ use futures::future::BoxFuture;
 use serde::Deserialize as _;
 use serde_json::Value;
 
-use super::job::{Job, JobContext, JobError, JobOptions};
+use super::{
+    NotificationTypes,
+    job::{Job, JobContext, JobError, JobOptions},
+};
 
 /// Every job kind the engine knows. A task whose kind is not registered fails when it would
 /// start; creating one is refused.
@@ -33,12 +36,20 @@ impl JobRegistry {
     pub(super) fn get(&self, kind: &str) -> Option<Arc<dyn RegisteredJob>> {
         self.jobs.get(kind).cloned()
     }
+
+    /// The notification types of `kind`'s endings (the generic ones for an unknown kind).
+    pub(super) fn notification_types(&self, kind: &str) -> NotificationTypes {
+        self.jobs
+            .get(kind)
+            .map_or(NotificationTypes::TASK, |job| job.notification_types())
+    }
 }
 
 /// A [`Job`] with its input and output types erased to JSON, so that kinds of different types
 /// live in one map.
 pub(super) trait RegisteredJob: Send + Sync {
     fn options(&self) -> JobOptions;
+    fn notification_types(&self) -> NotificationTypes;
     /// Checks that `input` parses as the kind's input; the error explains why not.
     fn check_input(&self, input: &Value) -> Result<(), String>;
     fn run(
@@ -53,6 +64,10 @@ struct Registered<J>(J);
 impl<J: Job> RegisteredJob for Registered<J> {
     fn options(&self) -> JobOptions {
         self.0.options()
+    }
+
+    fn notification_types(&self) -> NotificationTypes {
+        J::NOTIFICATION_TYPES
     }
 
     fn check_input(&self, input: &Value) -> Result<(), String> {

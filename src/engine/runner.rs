@@ -14,6 +14,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::{
     Ended, RunningTask, Shared,
     job::{JobContext, JobError, JobOptions, StopReason, StopSignal, TaskInfo},
+    notice::{Concluded, task_notice},
     progress::ProgressTracker,
 };
 use crate::{
@@ -236,12 +237,23 @@ async fn hand_over(
         },
     };
     let progress = running.tracker.snapshot();
+    let notice = task_notice(
+        shared.registry.notification_types(&task.kind),
+        &Concluded {
+            id: task.id,
+            name: &task.name,
+            owner_id: task.owner_id,
+            ending: &ending,
+            progress: &progress,
+        },
+    );
     shared.hand_over(Ended {
         running,
         settlement: Settlement {
             id: task.id,
             ending,
             progress,
+            notice,
         },
     });
 }

@@ -2,7 +2,7 @@
 //! subscribed to them.
 //!
 //! Every connection registers here and gets an [`Outbox`]. Its subscriptions are routes: one
-//! task, one owner's tasks, or every task (administrators). For each update the hub serialises
+//! task, one owner's tasks, every task (administrators), or one user's notifications. For each update the hub serialises
 //! the app's frame once, on first use, and pushes it into the outbox of each subscriber
 //! (connections speaking the original system's protocol get the shared update and write their
 //! own frame) — a push never waits, so a slow client delays nobody; the outbox merges or
@@ -39,6 +39,8 @@ pub enum Route {
     Owner(i64),
     /// Every task.
     All,
+    /// One user's notifications (and the broadcasts).
+    Inbox(i64),
 }
 
 /// How a connection wants its frames written.
@@ -62,6 +64,7 @@ struct Routes {
     by_task: HashMap<Uuid, HashMap<ConnectionId, Subscriber>>,
     by_owner: HashMap<i64, HashMap<ConnectionId, Subscriber>>,
     all: HashMap<ConnectionId, Subscriber>,
+    by_inbox: HashMap<i64, HashMap<ConnectionId, Subscriber>>,
 }
 
 impl Routes {
@@ -70,6 +73,7 @@ impl Routes {
             Route::Task(id) => self.by_task.entry(id).or_default(),
             Route::Owner(owner) => self.by_owner.entry(owner).or_default(),
             Route::All => &mut self.all,
+            Route::Inbox(user) => self.by_inbox.entry(user).or_default(),
         }
     }
 
@@ -78,6 +82,7 @@ impl Routes {
             Route::Task(id) => remove_from(&mut self.by_task, id, connection),
             Route::Owner(owner) => remove_from(&mut self.by_owner, owner, connection),
             Route::All => self.all.remove(&connection).is_some(),
+            Route::Inbox(user) => remove_from(&mut self.by_inbox, user, connection),
         }
     }
 
@@ -119,6 +124,7 @@ struct Counters {
     connections: AtomicU64,
     subscriptions: AtomicU64,
     updates: AtomicU64,
+    notifications: AtomicU64,
     frames_queued: AtomicU64,
     ticks_replaced: AtomicU64,
     slow_closed: AtomicU64,
@@ -134,6 +140,8 @@ pub struct LiveMetrics {
     pub subscriptions: u64,
     /// Task updates routed since start.
     pub updates: u64,
+    /// Notification changes routed since start.
+    pub notifications: u64,
     /// Frames queued for connections since start.
     pub frames_queued: u64,
     /// Progress ticks dropped because a newer one replaced them before they were sent.
@@ -237,6 +245,28 @@ impl LiveHub {
         counters.frames_queued.fetch_add(queued, Ordering::Relaxed);
     }
 
+    /// Pushes a change of notifications to every connection following `recipient`'s inbox, or
+    /// every inbox for a broadcast (`None`).
+    pub fn deliver_notification(&self, recipient: Option<i64>, message: &ServerMessage) {
+        let frame = Outgoing::Frame(message.to_frame().into());
+        let routes = self.inner.routes.read().expect("routes lock");
+        let mut queued = 0;
+        let inboxes: Vec<&HashMap<ConnectionId, Subscriber>> = match recipient {
+            Some(user) => routes.by_inbox.get(&user).into_iter().collect(),
+            None => routes.by_inbox.values().collect(),
+        };
+        for (id, subscriber) in inboxes.into_iter().flatten() {
+            match subscriber.outbox.push(frame.clone(), None) {
+                Pushed::Queued => queued += 1,
+                Pushed::Overflowed => self.overflowed(*id),
+                Pushed::Replaced | Pushed::Closed => {}
+            }
+        }
+        let counters = &self.inner.counters;
+        counters.notifications.fetch_add(1, Ordering::Relaxed);
+        counters.frames_queued.fetch_add(queued, Ordering::Relaxed);
+    }
+
     /// Counts a connection closed because its outbox overflowed.
     fn overflowed(&self, connection: ConnectionId) {
         self.inner
@@ -270,6 +300,7 @@ impl LiveHub {
             connections: read(&counters.connections),
             subscriptions: read(&counters.subscriptions),
             updates: read(&counters.updates),
+            notifications: read(&counters.notifications),
             frames_queued: read(&counters.frames_queued),
             ticks_replaced: read(&counters.ticks_replaced),
             slow_closed: read(&counters.slow_closed),
@@ -459,6 +490,33 @@ mod tests {
         assert!(stranger.outbox().is_empty());
         assert_eq!(hub.metrics().subscriptions, 5);
         assert_eq!(hub.metrics().frames_queued, 2);
+    }
+
+    #[test]
+    fn notifications_reach_their_reader_and_broadcasts_every_inbox() {
+        let hub = LiveHub::default();
+        let mut anns_tabs = [hub.connect(Dialect::Native), hub.connect(Dialect::Native)];
+        for tab in &mut anns_tabs {
+            tab.subscribe(Route::Inbox(7));
+        }
+        let mut bobs = hub.connect(Dialect::Native);
+        bobs.subscribe(Route::Inbox(8));
+        let mut tasks_only = hub.connect(Dialect::Native);
+        tasks_only.subscribe(Route::Owner(7));
+        let change = ServerMessage::NotificationUpdate {
+            change: crate::protocol::NotificationChange::ReadDeleted,
+            unread: None,
+        };
+
+        hub.deliver_notification(Some(7), &change);
+        assert_eq!(anns_tabs.each_ref().map(|tab| tab.outbox().len()), [1, 1]);
+        assert_eq!(bobs.outbox().len(), 0);
+
+        hub.deliver_notification(None, &change);
+        assert_eq!(anns_tabs.each_ref().map(|tab| tab.outbox().len()), [2, 2]);
+        assert_eq!(bobs.outbox().len(), 1);
+        assert_eq!(tasks_only.outbox().len(), 0, "a task route is not an inbox");
+        assert_eq!(hub.metrics().notifications, 2);
     }
 
     #[test]

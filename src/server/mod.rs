@@ -5,6 +5,7 @@ mod auth_api;
 mod compat_ws;
 mod extract;
 mod health;
+mod notifications_api;
 mod security;
 mod server_fns;
 mod tasks_api;
@@ -122,10 +123,16 @@ impl Server {
         }
         // The hub listens before the engine starts, so that the recovery's updates reach it too.
         state.live.start(engine.subscribe(), state.shutdown.clone());
+        services::notifications::relay_task_notifications(state.clone(), engine.subscribe());
         engine
             .start()
             .await
             .context("cannot recover the tasks of the previous run")?;
+        services::notifications::prune_periodically(
+            state.clone(),
+            config.notification_retention_days,
+            Duration::from_secs(config.notification_prune_interval_secs),
+        );
         Ok(Server { listener, state })
     }
 
@@ -196,6 +203,7 @@ fn router(state: AppState) -> Router {
         .route("/api/auth/logout", post(auth_api::logout))
         .route("/api/auth/me", get(auth_api::me))
         .nest("/api/background-tasks", tasks_api::routes())
+        .nest("/api/notifications", notifications_api::routes())
         .leptos_routes_with_context(&state, routes, context.clone(), render_shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,

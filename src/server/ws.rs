@@ -298,7 +298,7 @@ async fn subscribe(
     }
     let task = match topic {
         Topic::Task { id } => Some(id),
-        Topic::Tasks => None,
+        Topic::Tasks | Topic::Notifications => None,
     };
     let place = live.reserve(task);
     live.subscribe(route);

@@ -12,7 +12,7 @@ use crate::{
     live::Route,
     protocol::{SNAPSHOT_EVENTS_LIMIT, ServerMessage, Topic},
     server::AppState,
-    services::tasks,
+    services::{notifications, tasks},
 };
 
 /// The hub route that carries `topic`'s updates for `caller`. Grant a task's route only
@@ -22,6 +22,7 @@ pub fn route(caller: &CurrentUser, topic: Topic) -> Route {
         Topic::Task { id } => Route::Task(id),
         Topic::Tasks if caller.is_admin() => Route::All,
         Topic::Tasks => Route::Owner(caller.id()),
+        Topic::Notifications => Route::Inbox(caller.id()),
     }
 }
 
@@ -37,7 +38,7 @@ pub async fn authorize(
     check_after(after)?;
     match topic {
         Topic::Task { id } => tasks::visible_task(state, caller, id).await.map(drop),
-        Topic::Tasks => Ok(()),
+        Topic::Tasks | Topic::Notifications => Ok(()),
     }
 }
 
@@ -60,6 +61,7 @@ pub async fn snapshot(
     match topic {
         Topic::Task { id } => task_snapshot(state, caller, id, after).await,
         Topic::Tasks => tasks_snapshot(state, caller).await,
+        Topic::Notifications => notifications::snapshot(state, caller).await,
     }
 }
 

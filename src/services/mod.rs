@@ -3,5 +3,6 @@
 
 pub mod accounts;
 pub mod live;
+pub mod notifications;
 pub mod system;
 pub mod tasks;

@@ -14,6 +14,7 @@ use crate::{
     engine::TaskRequest,
     error::AppError,
     server::AppState,
+    services::notifications,
 };
 
 /// Log entries answered per request; a client pages on with the last `seq` it got.
@@ -231,6 +232,7 @@ pub async fn retry(state: &AppState, caller: &CurrentUser, id: Uuid) -> Result<T
             retry_of: Some(task.id),
         })
         .await?;
+    notifications::follow_retry(state, task.id, retry).await?;
     get(state, caller, retry).await
 }
 

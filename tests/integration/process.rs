@@ -11,9 +11,9 @@ use std::{
 use clap::Parser as _;
 use serde_json::json;
 use tidings::{
-    api::tasks::TaskStatus,
+    api::{accounts::Role, tasks::TaskStatus},
     config::{Config, DatabaseLocation},
-    db::Database,
+    db::{Database, NewUser},
     engine::{TaskEngine, TaskRequest},
 };
 
@@ -151,7 +151,8 @@ fn a_bad_database_url_fails_start_up_with_a_clear_message() {
 }
 
 /// SIGKILL while tasks run, then a restart: no task stays running; the retryable one runs
-/// again and finishes, the other fails as interrupted.
+/// again and finishes, the other fails as interrupted — and their owner has one notification
+/// of each ending.
 #[tokio::test]
 async fn tasks_running_at_a_crash_are_recovered_at_the_next_start() {
     let directory = tempfile::tempdir().unwrap();
@@ -164,10 +165,19 @@ async fn tasks_running_at_a_crash_are_recovered_at_the_next_start() {
     // An engine that is never started: it only writes tasks for the binary to run.
     let config = Arc::new(Config::try_parse_from(["tidings"]).unwrap());
     let enqueuer = TaskEngine::new(db.clone(), tidings::jobs::registry(), config);
+    let owner = db
+        .insert_user(&NewUser {
+            username: "ann",
+            display_name: "Ann",
+            password_hash: "not used",
+            role: Role::User,
+        })
+        .await
+        .unwrap();
     let enqueue = |kind: &str, steps: u64| TaskRequest {
         kind: kind.into(),
         name: format!("{kind} across a crash"),
-        owner_id: None,
+        owner_id: Some(owner.id),
         input: json!({ "steps": steps, "step_ms": 50 }),
         priority: 0,
         retry_of: None,
@@ -221,5 +231,19 @@ async fn tasks_running_at_a_crash_are_recovered_at_the_next_start() {
         (retryable.status, retryable.attempt),
         (TaskStatus::Completed, 2)
     );
+    let mut notified: Vec<_> = db
+        .notifications_page(owner.id, false, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|notification| (notification.task_id.unwrap(), notification.kind))
+        .collect();
+    notified.sort();
+    let mut expected = vec![
+        (plain.id, "task_failed".to_owned()),
+        (retryable.id, "task_complete".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(notified, expected);
     second.signal("-TERM");
 }

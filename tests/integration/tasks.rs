@@ -440,6 +440,7 @@ async fn no_transition_leaves_a_final_state(
         id,
         ending,
         progress: done.progress.clone(),
+        notice: None,
     };
     let settlements = [
         late(Ending::Retry {
@@ -687,6 +688,7 @@ async fn one_batch_records_several_endings_and_claims_in_order(
         id,
         ending,
         progress: Default::default(),
+        notice: None,
     };
     let later = now + chrono::Duration::seconds(30);
     let settlements = [

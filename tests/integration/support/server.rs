@@ -41,6 +41,8 @@ impl TestServer {
             admin_user: None,
             admin_password: None,
             tasks: TaskSettings::default(),
+            notification_retention_days: 90,
+            notification_prune_interval_secs: 3600,
             command: None,
         };
         adjust(&mut config);

@@ -1,0 +1,531 @@
+//! Notifications and each reader's state of them.
+//!
+//! A user's own notification keeps its read state in its row, and deleting it deletes the row.
+//! A broadcast (`recipient_id` NULL) is stored once; a reader's state of it is their watermark
+//! `users.broadcasts_read_through` (every broadcast up to it is read) plus a receipt for each
+//! broadcast they marked read or deleted one by one. "Mark all read" therefore updates the
+//! reader's own unread rows and moves one watermark, whatever the number of broadcasts.
+//!
+//! Every write bumps `notification_clock` in its transaction; an unread count is read together
+//! with the clock in one statement, so it carries the version it was counted at.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Database, DbError, on_pool};
+use crate::api::notifications::{Notification, UnreadCount};
+
+/// A notification to store.
+#[derive(Clone, Debug)]
+pub struct NotificationInsert<'a> {
+    /// `None`: a broadcast to everyone.
+    pub recipient_id: Option<i64>,
+    pub kind: &'a str,
+    pub title: &'a str,
+    pub message: &'a str,
+    pub link: Option<&'a str>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Bumps the version of the notification state; the first statement of every write.
+pub(super) const BUMP_NOTIFICATION_CLOCK: &str =
+    "UPDATE notification_clock SET version = version + 1 WHERE id = 1";
+
+/// The columns of [`NotificationRow`] from `n` (a notification) and `u` (its recipient), with
+/// `read` given as an SQL expression.
+fn columns(read: &str) -> String {
+    format!(
+        "n.id, u.username, n.type AS kind, n.title, n.message, n.link, n.task_id, \
+         {read} AS read, n.created_at"
+    )
+}
+
+/// `read` of a broadcast for reader `$1`, with its receipt joined as `r`.
+const BROADCAST_READ: &str = "(n.id <= (SELECT broadcasts_read_through FROM users WHERE id = $1) \
+     OR r.read_at IS NOT NULL)";
+
+/// Counts reader `$1`'s unread notifications and reads the clock, in one statement so that
+/// both come from the same state. A receipt exists only for a broadcast read or deleted.
+const UNREAD_COUNT: &str = "SELECT (SELECT version FROM notification_clock WHERE id = 1) AS version, \
+     (SELECT COUNT(*) FROM notifications WHERE recipient_id = $1 AND read_at IS NULL) + \
+     (SELECT COUNT(*) FROM notifications AS n WHERE n.recipient_id IS NULL \
+      AND n.id > (SELECT broadcasts_read_through FROM users WHERE id = $1) \
+      AND NOT EXISTS (SELECT 1 FROM broadcast_receipts AS r \
+                      WHERE r.user_id = $1 AND r.notification_id = n.id)) AS count";
+
+#[derive(sqlx::FromRow)]
+struct NotificationRow {
+    id: i64,
+    username: Option<String>,
+    kind: String,
+    title: String,
+    message: String,
+    link: Option<String>,
+    task_id: Option<Uuid>,
+    read: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl From<NotificationRow> for Notification {
+    fn from(row: NotificationRow) -> Self {
+        Notification {
+            id: row.id,
+            username: row.username,
+            kind: row.kind,
+            title: row.title,
+            message: row.message,
+            link: row.link,
+            task_id: row.task_id,
+            read: row.read,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RecipientRow {
+    recipient_id: i64,
+    #[sqlx(flatten)]
+    notification: NotificationRow,
+}
+
+#[derive(sqlx::FromRow)]
+struct CountRow {
+    count: i64,
+    version: i64,
+}
+
+impl From<CountRow> for UnreadCount {
+    fn from(row: CountRow) -> Self {
+        UnreadCount {
+            count: row.count,
+            version: row.version,
+        }
+    }
+}
+
+/// Parameters of [`task_notification_sql`].
+pub(super) const TASK_NOTICE_PARAMS: usize = 7;
+
+/// The two statements that give a concluded task's owner its notification, updating the one an
+/// earlier run of the task left (a retried task's notification is updated, not duplicated).
+/// They act only when the task concluded at `at` — the round's settlement took effect — so
+/// they run in the round's transaction after it, following [`BUMP_NOTIFICATION_CLOCK`].
+/// Parameters, numbered from `first`: task, at, recipient, type, title, message, link.
+pub(super) fn task_notification_sql(first: usize) -> [String; 2] {
+    let [task, at, recipient, kind, title, message, link] =
+        std::array::from_fn(|index| format!("${}", first + index));
+    let concluded = format!(
+        "EXISTS (SELECT 1 FROM tasks WHERE id = {task} AND completed_at = {at} \
+         AND status IN ('completed', 'failed'))"
+    );
+    [
+        format!(
+            "UPDATE notifications SET recipient_id = {recipient}, type = {kind}, \
+             title = {title}, message = {message}, link = {link}, created_at = {at}, \
+             read_at = NULL WHERE task_id = {task} AND {concluded}"
+        ),
+        format!(
+            "INSERT INTO notifications (recipient_id, type, title, message, link, task_id, \
+             created_at) SELECT {recipient}, {kind}, {title}, {message}, {link}, {task}, {at} \
+             WHERE {concluded} AND NOT EXISTS (SELECT 1 FROM notifications WHERE task_id = {task})"
+        ),
+    ]
+}
+
+/// A concluded task's notification for its owner: who gets it and what it says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskNotice {
+    pub recipient_id: i64,
+    pub kind: String,
+    pub title: String,
+    pub message: String,
+    pub link: String,
+}
+
+/// Binds a [`TaskNotice`] of `$task` concluded `$at` in [`task_notification_sql`]'s order.
+macro_rules! bind_task_notice {
+    ($query:expr, $task:expr, $at:expr, $notice:expr) => {{
+        let notice: &$crate::db::TaskNotice = $notice;
+        $query
+            .bind($task)
+            .bind($at)
+            .bind(notice.recipient_id)
+            .bind(notice.kind.as_str())
+            .bind(notice.title.as_str())
+            .bind(notice.message.as_str())
+            .bind(notice.link.as_str())
+    }};
+}
+pub(super) use bind_task_notice;
+
+impl Database {
+    /// Stores a notification and answers it as its recipient sees it (unread).
+    pub async fn insert_notification(
+        &self,
+        new: &NotificationInsert<'_>,
+    ) -> Result<Notification, DbError> {
+        let id: i64 = on_pool!(self, |pool| {
+            let mut transaction = pool.begin().await?;
+            sqlx::query(BUMP_NOTIFICATION_CLOCK)
+                .execute(&mut *transaction)
+                .await?;
+            let id = sqlx::query_scalar(
+                "INSERT INTO notifications (recipient_id, type, title, message, link, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(new.recipient_id)
+            .bind(new.kind)
+            .bind(new.title)
+            .bind(new.message)
+            .bind(new.link)
+            .bind(new.created_at)
+            .fetch_one(&mut *transaction)
+            .await?;
+            transaction.commit().await?;
+            Ok::<_, sqlx::Error>(id)
+        })?;
+        let username = match new.recipient_id {
+            Some(recipient) => self.user(recipient).await?.map(|user| user.username),
+            None => None,
+        };
+        Ok(Notification {
+            id,
+            username,
+            kind: new.kind.to_owned(),
+            title: new.title.to_owned(),
+            message: new.message.to_owned(),
+            link: new.link.map(str::to_owned),
+            task_id: None,
+            read: false,
+            created_at: new.created_at,
+        })
+    }
+
+    /// The notification about `task` with its recipient's id, as the recipient sees it.
+    pub async fn task_notification(
+        &self,
+        task: Uuid,
+    ) -> Result<Option<(i64, Notification)>, DbError> {
+        let sql = format!(
+            "SELECT n.recipient_id, {} FROM notifications AS n \
+             JOIN users AS u ON u.id = n.recipient_id WHERE n.task_id = $1",
+            columns("n.read_at IS NOT NULL")
+        );
+        let row: Option<RecipientRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&sql).bind(task).fetch_optional(pool).await
+        })?;
+        Ok(row.map(|row| (row.recipient_id, row.notification.into())))
+    }
+
+    /// Points the notification about `from` at `to`, a retry of it: the notification then
+    /// follows the new run, and is updated when it ends. Answers whether there was one.
+    pub async fn move_task_notification(&self, from: Uuid, to: Uuid) -> Result<bool, DbError> {
+        let moved = on_pool!(self, |pool| {
+            let mut transaction = pool.begin().await?;
+            sqlx::query(BUMP_NOTIFICATION_CLOCK)
+                .execute(&mut *transaction)
+                .await?;
+            // The retry may have ended already, with its own notification: that one stays.
+            sqlx::query(
+                "DELETE FROM notifications WHERE task_id = $1 \
+                 AND EXISTS (SELECT 1 FROM notifications WHERE task_id = $2)",
+            )
+            .bind(from)
+            .bind(to)
+            .execute(&mut *transaction)
+            .await?;
+            let done = sqlx::query("UPDATE notifications SET task_id = $2 WHERE task_id = $1")
+                .bind(from)
+                .bind(to)
+                .execute(&mut *transaction)
+                .await?;
+            transaction.commit().await?;
+            Ok::<_, sqlx::Error>(done.rows_affected())
+        })?;
+        Ok(moved > 0)
+    }
+
+    /// `reader`'s unread count, with the version it was counted at.
+    pub async fn unread_count(&self, reader: i64) -> Result<UnreadCount, DbError> {
+        let row: CountRow = on_pool!(self, |pool| {
+            sqlx::query_as(UNREAD_COUNT)
+                .bind(reader)
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(row.into())
+    }
+
+    /// A page of what `reader` sees, newest first: their own notifications and the broadcasts
+    /// they have not deleted, with ids below `before`.
+    pub async fn notifications_page(
+        &self,
+        reader: i64,
+        unread_only: bool,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Notification>, DbError> {
+        // Each half reads its own index newest first and stops at `limit`; the merge sorts at
+        // most twice that.
+        let (own_unread, broadcast_unread) = if unread_only {
+            (
+                " AND n.read_at IS NULL",
+                format!(" AND NOT {BROADCAST_READ}"),
+            )
+        } else {
+            ("", String::new())
+        };
+        let sql = format!(
+            "SELECT * FROM (\
+               SELECT * FROM (SELECT {own} FROM notifications AS n \
+                 JOIN users AS u ON u.id = n.recipient_id \
+                 WHERE n.recipient_id = $1 AND n.id < $2{own_unread} \
+                 ORDER BY n.id DESC LIMIT $3) AS own \
+               UNION ALL \
+               SELECT * FROM (SELECT {broadcast} FROM notifications AS n \
+                 LEFT JOIN users AS u ON u.id = n.recipient_id \
+                 LEFT JOIN broadcast_receipts AS r ON r.user_id = $1 AND r.notification_id = n.id \
+                 WHERE n.recipient_id IS NULL AND n.id < $2 AND r.deleted_at IS NULL{broadcast_unread} \
+                 ORDER BY n.id DESC LIMIT $3) AS everyone\
+             ) AS page ORDER BY id DESC LIMIT $3",
+            own = columns("n.read_at IS NOT NULL"),
+            broadcast = columns(BROADCAST_READ),
+        );
+        let rows: Vec<NotificationRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(reader)
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Whether `reader` sees notification `id`: their own, or a broadcast they did not delete.
+    pub async fn notification_visible(&self, reader: i64, id: i64) -> Result<bool, DbError> {
+        let visible = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM notifications AS n \
+                 LEFT JOIN broadcast_receipts AS r ON r.user_id = $1 AND r.notification_id = n.id \
+                 WHERE n.id = $2 AND (n.recipient_id = $1 OR n.recipient_id IS NULL) \
+                 AND r.deleted_at IS NULL)",
+            )
+            .bind(reader)
+            .bind(id)
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok(visible)
+    }
+
+    /// Marks notification `id` read for `reader`. Answers whether it changed anything (it
+    /// does not when the notification is already read or not `reader`'s to see).
+    pub async fn mark_notification_read(
+        &self,
+        reader: i64,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let changed = on_pool!(self, |pool| {
+            let mut transaction = pool.begin().await?;
+            sqlx::query(BUMP_NOTIFICATION_CLOCK)
+                .execute(&mut *transaction)
+                .await?;
+            let own = sqlx::query(
+                "UPDATE notifications SET read_at = $3 \
+                 WHERE id = $2 AND recipient_id = $1 AND read_at IS NULL",
+            )
+            .bind(reader)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+            // An unread broadcast: not under the watermark and without a receipt.
+            let broadcast = sqlx::query(
+                "INSERT INTO broadcast_receipts (user_id, notification_id, read_at) \
+                 SELECT $1, n.id, $3 FROM notifications AS n \
+                 WHERE n.id = $2 AND n.recipient_id IS NULL \
+                 AND n.id > (SELECT broadcasts_read_through FROM users WHERE id = $1) \
+                 ON CONFLICT (user_id, notification_id) DO NOTHING",
+            )
+            .bind(reader)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+            transaction.commit().await?;
+            Ok::<_, sqlx::Error>(own + broadcast > 0)
+        })?;
+        Ok(changed)
+    }
+
+    /// Marks read everything `reader` sees with an id up to `up_to`, and answers how many
+    /// notifications that changed. Broadcasts are read by moving the reader's watermark.
+    pub async fn mark_notifications_read_up_to(
+        &self,
+        reader: i64,
+        up_to: i64,
+        now: DateTime<Utc>,
+    ) -> Result<i64, DbError> {
+        let changed = on_pool!(self, |pool| {
+            let mut transaction = pool.begin().await?;
+            sqlx::query(BUMP_NOTIFICATION_CLOCK)
+                .execute(&mut *transaction)
+                .await?;
+            // Never beyond the newest id: a watermark above it would mark future broadcasts.
+            let newest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM notifications")
+                .fetch_one(&mut *transaction)
+                .await?;
+            let up_to = up_to.min(newest);
+            let own = sqlx::query(
+                "UPDATE notifications SET read_at = $3 \
+                 WHERE recipient_id = $1 AND read_at IS NULL AND id <= $2",
+            )
+            .bind(reader)
+            .bind(up_to)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+            let broadcasts: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM notifications AS n WHERE n.recipient_id IS NULL \
+                 AND n.id > (SELECT broadcasts_read_through FROM users WHERE id = $1) \
+                 AND n.id <= $2 AND NOT EXISTS (SELECT 1 FROM broadcast_receipts AS r \
+                   WHERE r.user_id = $1 AND r.notification_id = n.id)",
+            )
+            .bind(reader)
+            .bind(up_to)
+            .fetch_one(&mut *transaction)
+            .await?;
+            sqlx::query(
+                "UPDATE users SET broadcasts_read_through = $2 \
+                 WHERE id = $1 AND broadcasts_read_through < $2",
+            )
+            .bind(reader)
+            .bind(up_to)
+            .execute(&mut *transaction)
+            .await?;
+            // Receipts that only said "read" are now said by the watermark.
+            sqlx::query(
+                "DELETE FROM broadcast_receipts \
+                 WHERE user_id = $1 AND notification_id <= $2 AND deleted_at IS NULL",
+            )
+            .bind(reader)
+            .bind(up_to)
+            .execute(&mut *transaction)
+            .await?;
+            transaction.commit().await?;
+            Ok::<_, sqlx::Error>(own as i64 + broadcasts)
+        })?;
+        Ok(changed)
+    }
+
+    /// Deletes notification `id` for `reader`: their own is deleted, a broadcast is hidden
+    /// from them only. Answers whether `reader` saw it.
+    pub async fn delete_notification(
+        &self,
+        reader: i64,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let deleted = on_pool!(self, |pool| {
+            let mut transaction = pool.begin().await?;
+            sqlx::query(BUMP_NOTIFICATION_CLOCK)
+                .execute(&mut *transaction)
+                .await?;
+            let own = sqlx::query("DELETE FROM notifications WHERE id = $2 AND recipient_id = $1")
+                .bind(reader)
+                .bind(id)
+                .execute(&mut *transaction)
+                .await?
+                .rows_affected();
+            let broadcast = sqlx::query(
+                "INSERT INTO broadcast_receipts (user_id, notification_id, deleted_at) \
+                 SELECT $1, id, $3 FROM notifications WHERE id = $2 AND recipient_id IS NULL \
+                 ON CONFLICT (user_id, notification_id) DO UPDATE SET deleted_at = $3 \
+                 WHERE broadcast_receipts.deleted_at IS NULL",
+            )
+            .bind(reader)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+            transaction.commit().await?;
+            Ok::<_, sqlx::Error>(own + broadcast > 0)
+        })?;
+        Ok(deleted)
+    }
+
+    /// Deletes every notification `reader` has read, and answers how many.
+    pub async fn delete_read_notifications(
+        &self,
+        reader: i64,
+        now: DateTime<Utc>,
+    ) -> Result<i64, DbError> {
+        let deleted = on_pool!(self, |pool| {
+            let mut transaction = pool.begin().await?;
+            sqlx::query(BUMP_NOTIFICATION_CLOCK)
+                .execute(&mut *transaction)
+                .await?;
+            let own = sqlx::query(
+                "DELETE FROM notifications WHERE recipient_id = $1 AND read_at IS NOT NULL",
+            )
+            .bind(reader)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+            let read_one_by_one = sqlx::query(
+                "UPDATE broadcast_receipts SET deleted_at = $2 \
+                 WHERE user_id = $1 AND read_at IS NOT NULL AND deleted_at IS NULL",
+            )
+            .bind(reader)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+            let read_by_watermark = sqlx::query(
+                "INSERT INTO broadcast_receipts (user_id, notification_id, deleted_at) \
+                 SELECT $1, n.id, $2 FROM notifications AS n WHERE n.recipient_id IS NULL \
+                 AND n.id <= (SELECT broadcasts_read_through FROM users WHERE id = $1) \
+                 AND NOT EXISTS (SELECT 1 FROM broadcast_receipts AS r \
+                   WHERE r.user_id = $1 AND r.notification_id = n.id) \
+                 ON CONFLICT (user_id, notification_id) DO NOTHING",
+            )
+            .bind(reader)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+            transaction.commit().await?;
+            Ok::<_, sqlx::Error>(own + read_one_by_one + read_by_watermark)
+        })?;
+        Ok(i64::try_from(deleted).unwrap_or(i64::MAX))
+    }
+
+    /// Deletes read notifications created before `cutoff`, and broadcasts created before it
+    /// (each reader has their own state of a broadcast; past retention it has served its
+    /// purpose). Answers how many went.
+    pub async fn prune_notifications(&self, cutoff: DateTime<Utc>) -> Result<u64, DbError> {
+        let pruned = on_pool!(self, |pool| {
+            let mut transaction = pool.begin().await?;
+            sqlx::query(BUMP_NOTIFICATION_CLOCK)
+                .execute(&mut *transaction)
+                .await?;
+            let done = sqlx::query(
+                "DELETE FROM notifications WHERE created_at < $1 \
+                 AND (read_at IS NOT NULL OR recipient_id IS NULL)",
+            )
+            .bind(cutoff)
+            .execute(&mut *transaction)
+            .await?;
+            transaction.commit().await?;
+            Ok::<_, sqlx::Error>(done.rows_affected())
+        })?;
+        Ok(pruned)
+    }
+}
