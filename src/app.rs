@@ -12,7 +12,8 @@ use crate::ui::{
     layout::Layout,
     live::LiveConnection,
     pages::{
-        AccountPage, HomePage, LoginPage, NotFound, SetupPage, TaskPage, TasksPage, UsersPage,
+        AccountPage, HomePage, LoginPage, NotFound, NotificationsPage, SetupPage, TaskPage,
+        TasksPage, UsersPage,
     },
     session::Session,
 };
@@ -59,6 +60,11 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=(StaticSegment("tasks"), ParamSegment("id"))
                         view=TaskPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=StaticSegment("notifications")
+                        view=NotificationsPage
                         ssr=SsrMode::Async
                     />
                     <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async/>

@@ -1,29 +1,12 @@
 import path from 'node:path';
 
-import { APIRequestContext, Page } from '@playwright/test';
+import { Page } from '@playwright/test';
 
+import { startTask } from './support/api';
 import { artifactsDir, expect, signIn, test, waitUntilLive } from './support/fixtures';
 
 // The server of the end-to-end tests is built with the test-only job kinds (`test.steps`
 // counts steps with a pause between them; `test.retryable_steps` also gets three attempts).
-
-type StartedTask = { id: string; name: string };
-
-/** Starts a task through the same server function the dashboard's form calls. */
-async function startTask(
-  request: APIRequestContext,
-  name: string,
-  input: object,
-  kind = 'test.steps',
-): Promise<StartedTask> {
-  const response = await request.post('/api/tasks/start', {
-    form: { kind, name, input: JSON.stringify(input) },
-    headers: { Accept: 'application/json' },
-  });
-  expect(response.status()).toBe(200);
-  const task = await response.json();
-  return { id: task.id, name: task.name };
-}
 
 /** Marks the loaded document, to tell later whether the page was ever reloaded. */
 async function markDocument(page: Page): Promise<void> {

@@ -104,13 +104,20 @@ pub async fn mark_all_read(
             "up_to_id: must be a notification id".into(),
         ));
     }
-    let up_to = up_to.unwrap_or(i64::MAX);
-    let count = state
+    let marked = state
         .db
-        .mark_notifications_read_up_to(caller.id(), up_to, Utc::now())
+        .mark_notifications_read_through(caller.id(), up_to.unwrap_or(i64::MAX))
         .await?;
-    let unread = push_to_reader(state, caller.id(), NotificationChange::AllRead { up_to }).await?;
-    Ok(Changed { count, unread })
+    // The tabs are told the watermark applied, never beyond the newest notification there
+    // was: one that arrives meanwhile, pushed before this, must stay unread in them.
+    let change = NotificationChange::AllRead {
+        up_to: marked.up_to,
+    };
+    let unread = push_to_reader(state, caller.id(), change).await?;
+    Ok(Changed {
+        count: marked.count,
+        unread,
+    })
 }
 
 /// Deletes one notification for the caller (a broadcast only from the caller's inbox); 404
@@ -150,14 +157,17 @@ pub async fn create(
     new.validate()?;
     let recipient_id = match &new.recipient {
         Recipient::Myself => Some(caller.id()),
-        Recipient::User(username) if *username == caller.user.username => Some(caller.id()),
-        Recipient::User(username) => {
-            caller.require_admin()?;
-            let user = state.db.user_by_username(username).await?.ok_or_else(|| {
-                AppError::BadRequest(format!("username: there is no user {username:?}"))
-            })?;
-            Some(user.id)
-        }
+        // Usernames are stored lower-case and signing in ignores case: so does this.
+        Recipient::User(username) => match username.trim().to_lowercase() {
+            own if own == caller.user.username => Some(caller.id()),
+            other => {
+                caller.require_admin()?;
+                let user = state.db.user_by_username(&other).await?.ok_or_else(|| {
+                    AppError::BadRequest(format!("username: there is no user {username:?}"))
+                })?;
+                Some(user.id)
+            }
+        },
         Recipient::Everyone => {
             caller.require_admin()?;
             None

@@ -16,9 +16,24 @@ pub fn date_time(time: DateTime<Utc>) -> String {
     )
 }
 
+/// How long ago `time` was, as people say it: "just now", "3 min ago", "5 h ago", "yesterday",
+/// "4 days ago", then the date. A time slightly in the future (clocks differ between the server
+/// and the browser) counts as "just now".
+pub fn time_ago(time: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let minutes = (now - time).num_minutes();
+    match minutes {
+        ..1 => "just now".to_owned(),
+        1..60 => format!("{minutes} min ago"),
+        60..1440 => format!("{} h ago", minutes / 60),
+        1440..2880 => "yesterday".to_owned(),
+        2880..10080 => format!("{} days ago", minutes / 1440),
+        _ => format!("{:04}-{:02}-{:02}", time.year(), time.month(), time.day()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
+    use chrono::{Duration, TimeZone};
 
     use super::*;
 
@@ -26,5 +41,28 @@ mod tests {
     fn formats_to_the_minute_in_utc() {
         let time = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 59).unwrap();
         assert_eq!(date_time(time), "2026-01-02 03:04 UTC");
+    }
+
+    #[test]
+    fn says_how_long_ago_in_words() {
+        let now = Utc.with_ymd_and_hms(2026, 3, 20, 12, 0, 0).unwrap();
+        let ago = |duration: Duration| time_ago(now - duration, now);
+        assert_eq!(
+            ago(Duration::seconds(-30)),
+            "just now",
+            "a clock ahead of ours"
+        );
+        assert_eq!(ago(Duration::zero()), "just now");
+        assert_eq!(ago(Duration::seconds(59)), "just now");
+        assert_eq!(ago(Duration::minutes(1)), "1 min ago");
+        assert_eq!(ago(Duration::minutes(59)), "59 min ago");
+        assert_eq!(ago(Duration::minutes(60)), "1 h ago");
+        assert_eq!(ago(Duration::hours(23) + Duration::minutes(59)), "23 h ago");
+        assert_eq!(ago(Duration::hours(24)), "yesterday");
+        assert_eq!(ago(Duration::hours(47)), "yesterday");
+        assert_eq!(ago(Duration::hours(48)), "2 days ago");
+        assert_eq!(ago(Duration::days(6)), "6 days ago");
+        assert_eq!(ago(Duration::days(7)), "2026-03-13");
+        assert_eq!(ago(Duration::days(400)), "2025-02-13");
     }
 }

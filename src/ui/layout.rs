@@ -5,10 +5,14 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 
 use crate::{
-    api::accounts::{Logout, Role, User},
+    api::{
+        accounts::{Logout, Role, User},
+        notifications::UnreadCount,
+    },
     ui::{
-        components::ConnectionIndicator,
+        components::{Bell, ConnectionIndicator},
         live::LiveConnection,
+        live_notifications::Inbox,
         session::{Session, full_page_load},
     },
 };
@@ -17,6 +21,7 @@ use crate::{
 pub fn Layout(children: Children) -> impl IntoView {
     let session = Session::expect();
     let live = LiveConnection::expect();
+    let inbox = Inbox::provide();
     // The live connection needs a session: open it once the user is known.
     Effect::new(move |_| {
         if session.user().is_some() {
@@ -31,8 +36,14 @@ pub fn Layout(children: Children) -> impl IntoView {
                     <img src="/favicon.svg" alt="" width="28" height="28"/>
                     <span>"Tidings"</span>
                 </A>
+                // The bell's count is read here, in the header's one boundary: a boundary or a
+                // resource created only once the user is known would be numbered differently
+                // on the server and in the hydrating browser.
                 <Suspense>
-                    {move || session.user().map(|user| view! { <SignedInHeader user/> })}
+                    {move || session.user().map(|user| {
+                        let unread = inbox.loaded_unread().get().and_then(Result::ok);
+                        view! { <SignedInHeader user unread/> }
+                    })}
                 </Suspense>
             </div>
         </header>
@@ -44,7 +55,7 @@ pub fn Layout(children: Children) -> impl IntoView {
 }
 
 #[component]
-fn SignedInHeader(user: User) -> impl IntoView {
+fn SignedInHeader(user: User, unread: Option<UnreadCount>) -> impl IntoView {
     let logout = ServerAction::<Logout>::new();
     Effect::new(move |_| {
         if matches!(logout.value().get(), Some(Ok(()))) {
@@ -59,6 +70,7 @@ fn SignedInHeader(user: User) -> impl IntoView {
         </nav>
         <ConnectionIndicator/>
         <div class="user-menu">
+            <Bell loaded=unread/>
             <A href="/account" attr:class="user-menu__name">{user.display_name}</A>
             <ActionForm action=logout>
                 <button class="button button--quiet" type="submit">"Sign out"</button>

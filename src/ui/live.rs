@@ -21,6 +21,9 @@ use crate::protocol::{ClientMessage, ServerMessage, Topic};
 pub const RECONNECT_BASE_DELAY: Duration = Duration::from_millis(500);
 /// Longest pause between two reconnection attempts.
 pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(10);
+/// How long a page waits after a change before asking for a fresh snapshot (see
+/// [`LiveConnection::debounced_refresh`]).
+const REFRESH_DELAY: Duration = Duration::from_millis(250);
 /// How often the browser pings the server; a ping unanswered by the next one means the
 /// connection is dead even if the browser has not noticed.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
@@ -143,19 +146,23 @@ impl LiveConnection {
     /// Calls `listener` with every message about `topic` — its snapshots, updates and errors —
     /// until the calling component is disposed. `after` is the newest event sequence number the
     /// component already shows (from the server-rendered page), so that the first snapshot
-    /// carries only what is newer.
+    /// carries only what is newer. A listener joining a topic that is already followed asks
+    /// for a fresh snapshot too (every listener of the topic receives it), so that it starts
+    /// from the current state like the first one did.
     pub fn subscribe(&self, topic: Topic, after: Option<i64>, listener: Callback<ServerMessage>) {
         let id = self.next_listener.get_value();
         self.next_listener.set_value(id + 1);
-        let first = self.topics.try_update_value(|topics| {
+        // How far the tab has seen the topic: what this listener says, or more if the topic
+        // is already followed. `None` only once the connection itself is gone.
+        let seen = self.topics.try_update_value(|topics| {
             let entry = topics.entry(topic).or_insert(TopicListeners {
                 after,
                 listeners: Vec::new(),
             });
             entry.listeners.push((id, listener));
-            entry.listeners.len() == 1
+            entry.after
         });
-        if first == Some(true) {
+        if let Some(after) = seen {
             self.send(ClientMessage::Subscribe { topic, after });
         }
         let live = *self;
@@ -187,6 +194,25 @@ impl LiveConnection {
         if let Some(after) = after {
             self.send(ClientMessage::Subscribe { topic, after });
         }
+    }
+
+    /// A callback that asks for a fresh snapshot of `topic` once, [`REFRESH_DELAY`] after the
+    /// first of a burst of calls, so that a burst of changes costs one snapshot.
+    pub fn debounced_refresh(self, topic: Topic) -> Callback<()> {
+        let scheduled = StoredValue::new(false);
+        Callback::new(move |()| {
+            if scheduled.get_value() {
+                return;
+            }
+            scheduled.set_value(true);
+            set_timeout(
+                move || {
+                    scheduled.set_value(false);
+                    self.refresh(topic);
+                },
+                REFRESH_DELAY,
+            );
+        })
     }
 
     fn take_nonce(&self) -> u64 {
@@ -367,6 +393,8 @@ mod browser {
             ServerMessage::TaskUpdate { update } => {
                 vec![Topic::Task { id: update.task_id }, Topic::Tasks]
             }
+            ServerMessage::NotificationsSnapshot { .. }
+            | ServerMessage::NotificationUpdate { .. } => vec![Topic::Notifications],
             ServerMessage::Error {
                 topic: Some(topic), ..
             } => vec![*topic],

@@ -1,19 +1,14 @@
 //! Task state kept live in the page: seeded with what the server rendered, then patched by the
 //! subscriptions of the tab's [`LiveConnection`].
 
-use std::time::Duration;
-
 use leptos::prelude::*;
+use uuid::Uuid;
 
 use crate::{
     api::tasks::{Task, TaskEvent, TaskEventKind, TaskOverview, TaskUpdate},
     protocol::{ErrorCode, ServerMessage, Topic},
     ui::live::LiveConnection,
 };
-
-/// How long a page waits after a task changed state before asking for fresh counts, so that a
-/// burst of changes costs one snapshot.
-const REFRESH_DELAY: Duration = Duration::from_millis(250);
 
 /// One task and its timeline, live.
 #[derive(Clone, Copy)]
@@ -81,11 +76,28 @@ impl LiveTask {
     }
 }
 
+/// A task known only by its id (a notification's), live while the calling component lives:
+/// `None` until the server's snapshot arrives, or for ever when the task is not visible.
+pub fn watch_task(id: Uuid) -> RwSignal<Option<Task>> {
+    let task = RwSignal::new(None::<Task>);
+    let listener = Callback::new(move |message| match message {
+        ServerMessage::TaskSnapshot { task: snapshot, .. } => task.set(Some(*snapshot)),
+        ServerMessage::TaskUpdate { update } => task.update(|task| {
+            if let Some(task) = task {
+                task.apply(&update);
+            }
+        }),
+        _ => {}
+    });
+    LiveConnection::expect().subscribe(Topic::Task { id }, None, listener);
+    task
+}
+
 /// The dashboard's overview, live: updates patch the listed tasks in place; a task changing
 /// state asks for a fresh overview (counts, queue positions, lists).
 pub fn live_overview(initial: TaskOverview) -> RwSignal<TaskOverview> {
     let overview = RwSignal::new(initial);
-    let refresh = debounced_refresh();
+    let refresh = LiveConnection::expect().debounced_refresh(Topic::Tasks);
     let listener = Callback::new(move |message| match message {
         ServerMessage::TasksSnapshot {
             summary,
@@ -146,24 +158,4 @@ fn changes_state(update: &TaskUpdate) -> bool {
 /// The first event of a task: it was just created.
 fn is_new_task(update: &TaskUpdate) -> bool {
     changes_state(update) && update.event.as_ref().is_some_and(|event| event.seq == 1)
-}
-
-/// A callback that asks for a fresh [`Topic::Tasks`] snapshot once, [`REFRESH_DELAY`] after the
-/// first of a burst of calls.
-fn debounced_refresh() -> Callback<()> {
-    let live = LiveConnection::expect();
-    let scheduled = StoredValue::new(false);
-    Callback::new(move |()| {
-        if scheduled.get_value() {
-            return;
-        }
-        scheduled.set_value(true);
-        set_timeout(
-            move || {
-                scheduled.set_value(false);
-                live.refresh(Topic::Tasks);
-            },
-            REFRESH_DELAY,
-        );
-    })
 }

@@ -4,6 +4,7 @@ pub mod components;
 pub mod format;
 pub mod layout;
 pub mod live;
+pub mod live_notifications;
 pub mod live_tasks;
 pub mod pages;
 pub mod progress;

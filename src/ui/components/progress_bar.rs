@@ -1,3 +1,4 @@
+use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 
 use crate::{
@@ -31,6 +32,13 @@ impl Clock {
 
     fn now(self) -> Option<f64> {
         self.0.get()
+    }
+
+    /// The browser's time, tracked (it ticks once a second); `None` on the server and during
+    /// hydration, where text that depends on it shows something else.
+    pub fn time(self) -> Option<DateTime<Utc>> {
+        self.now()
+            .and_then(|ms| DateTime::from_timestamp_millis(ms as i64))
     }
 
     fn now_untracked(self) -> Option<f64> {
