@@ -455,7 +455,13 @@ impl Bench {
             .expect("the server's database");
         let config = Arc::new(Config::try_parse_from(["tidings"]).unwrap());
         // Never started: it only writes tasks for the server to run.
-        let engine = TaskEngine::new(db.clone(), tidings::jobs::registry(), config);
+        let engine = TaskEngine::new(
+            db.clone(),
+            tidings::jobs::registry(
+                &tidings::jobs::AnalysisTools::new(&Default::default()).unwrap(),
+            ),
+            config,
+        );
         Bench {
             server,
             cookie: cookie.into(),

@@ -64,6 +64,9 @@ pub struct Config {
     #[command(flatten)]
     pub tasks: TaskSettings,
 
+    #[command(flatten)]
+    pub analysis: AnalysisSettings,
+
     /// Read notifications (and broadcasts) are deleted this many days after they were sent.
     #[arg(long, env = "TIDINGS_NOTIFICATION_RETENTION_DAYS", default_value_t = 90,
           value_parser = clap::value_parser!(u32).range(1..=36500))]
@@ -118,6 +121,66 @@ impl Default for TaskSettings {
             max_per_user: None,
             retention_hours: DEFAULT_TASK_RETENTION_HOURS,
             prune_interval_secs: DEFAULT_TASK_PRUNE_INTERVAL_SECS,
+        }
+    }
+}
+
+/// How the analysis jobs fetch and judge articles.
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+pub struct AnalysisSettings {
+    /// Articles waiting or being analysed at once, over all tasks; a request for more than
+    /// the free places is refused with 503.
+    #[arg(long = "analysis-queue-capacity", env = "TIDINGS_ANALYSIS_QUEUE_CAPACITY",
+          default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub queue_capacity: u32,
+
+    /// Articles analysed at once.
+    #[arg(long = "analysis-workers", env = "TIDINGS_ANALYSIS_WORKERS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub workers: u32,
+
+    /// An article whose fetching and analysis take longer fails.
+    #[arg(long = "analysis-item-timeout-secs", env = "TIDINGS_ANALYSIS_ITEM_TIMEOUT_SECS",
+          default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub item_timeout_secs: u64,
+
+    /// Most URLs in one bulk analysis.
+    #[arg(long = "bulk-analysis-max-urls", env = "TIDINGS_BULK_ANALYSIS_MAX_URLS",
+          default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_urls: u32,
+
+    /// Base URL of an OpenAI-compatible API (e.g. `https://api.openai.com/v1`) to judge and
+    /// summarise articles; the deterministic analyser answers when it is unset or fails.
+    #[arg(long = "openai-base-url", env = "TIDINGS_OPENAI_BASE_URL")]
+    pub openai_base_url: Option<String>,
+
+    /// API key of that service.
+    #[arg(
+        long = "openai-api-key",
+        env = "TIDINGS_OPENAI_API_KEY",
+        hide_env_values = true
+    )]
+    pub openai_api_key: Option<String>,
+
+    /// Model to ask.
+    #[arg(
+        long = "openai-model",
+        env = "TIDINGS_OPENAI_MODEL",
+        default_value = "gpt-4o-mini"
+    )]
+    pub openai_model: String,
+}
+
+impl Default for AnalysisSettings {
+    fn default() -> Self {
+        AnalysisSettings {
+            queue_capacity: 100,
+            workers: 3,
+            item_timeout_secs: 60,
+            max_urls: 100,
+            openai_base_url: None,
+            openai_api_key: None,
+            openai_model: "gpt-4o-mini".into(),
         }
     }
 }
@@ -193,6 +256,11 @@ mod tests {
             config.database_location(),
             DatabaseLocation::Url("postgres://u:p@localhost/tidings".into())
         );
+    }
+
+    #[test]
+    fn analysis_settings_default_like_the_flags() {
+        assert_eq!(parse(&[]).analysis, AnalysisSettings::default());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!
 //! - Shared by both sides: [`app`] and [`ui`] (pages and components), [`api`] (server functions),
 //!   [`protocol`] (WebSocket messages), [`error`].
-//! - Server only (`ssr`): [`config`], [`db`] (all SQL), [`auth`] (credentials, the current
+//! - Server only (`ssr`): [`analysis`] (fetching, feeds, text extraction and scoring for the
+//!   ingest jobs), [`config`], [`db`] (all SQL), [`auth`] (credentials, the current
 //!   user, request middleware), [`engine`] (the task queue and runners), [`jobs`] (the kinds of
 //!   work), [`live`] (routing task updates to WebSocket subscribers), [`services`] (the
 //!   logic), [`server`] (HTTP routes, WebSocket, shutdown).
@@ -16,6 +17,8 @@ pub mod error;
 pub mod protocol;
 pub mod ui;
 
+#[cfg(feature = "ssr")]
+pub mod analysis;
 #[cfg(feature = "ssr")]
 pub mod auth;
 #[cfg(feature = "ssr")]

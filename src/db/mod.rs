@@ -6,6 +6,7 @@
 //! [`on_pool!`]. Backend-specific SQL (row locking, notifications) matches on [`Database`].
 
 mod api_tokens;
+mod articles;
 mod notifications;
 mod server_meta;
 mod sessions;
@@ -22,7 +23,8 @@ use sqlx::{
 };
 
 pub use api_tokens::TokenOwner;
-pub use notifications::{NotificationInsert, TaskNotice};
+pub use articles::{ArticleRecord, ArticleStatus, Upserted};
+pub use notifications::{MarkedRead, NotificationInsert, TaskNotice};
 pub use server_meta::MetaKey;
 pub use sessions::Session;
 pub use tasks::{ClaimedTask, Ending, InterruptedTask, NewTask, Round, RoundDone, Settlement};

@@ -35,7 +35,7 @@ use crate::{
     config::Config,
     db::Database,
     engine::TaskEngine,
-    jobs,
+    jobs::{self, AnalysisTools},
     live::LiveHub,
     services,
 };
@@ -58,6 +58,8 @@ pub struct AppState {
     pub engine: TaskEngine,
     /// Routes task updates to the WebSocket connections that subscribed to them.
     pub live: LiveHub,
+    /// The analysis queue, HTTP client and analyser the analysis jobs share.
+    pub analysis: AnalysisTools,
     /// Cancelled when the server begins to shut down; long-lived tasks (sockets) watch it.
     pub shutdown: CancellationToken,
 }
@@ -98,11 +100,17 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {address}"))?;
         leptos_options.site_addr = listener.local_addr()?;
-        let engine = TaskEngine::new(db.clone(), jobs::registry(), Arc::new(config.clone()));
+        let analysis = AnalysisTools::new(&config.analysis)?;
+        let engine = TaskEngine::new(
+            db.clone(),
+            jobs::registry(&analysis),
+            Arc::new(config.clone()),
+        );
         let state = AppState {
             leptos_options,
             engine: engine.clone(),
             live: LiveHub::default(),
+            analysis,
             db,
             info: Arc::new(ServerInfo {
                 started_at,

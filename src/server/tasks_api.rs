@@ -12,13 +12,14 @@ use uuid::Uuid;
 
 use super::{
     AppState,
-    extract::{ApiPath, ApiQuery},
+    extract::{ApiJson, ApiPath, ApiQuery},
 };
 use crate::{
     api::tasks::{TaskFilter, TaskStatus},
     auth::CurrentUser,
     error::AppError,
-    services::tasks,
+    jobs::bulk_analysis::BulkAnalysisInput,
+    services::{articles, tasks},
 };
 
 /// Default age of `POST /cleanup`, as in the original.
@@ -32,6 +33,8 @@ pub fn routes() -> Router<AppState> {
         .route("/summary", get(summary))
         .route("/cleanup", post(cleanup))
         .route("/task/{id}/retry", post(retry_task))
+        .route("/bulk-save", post(bulk_save))
+        .route("/bulk-analysis", post(bulk_analysis))
         .fallback(delete(not_found).get(not_found).post(not_found))
 }
 
@@ -153,5 +156,38 @@ async fn cleanup(
         "success": true,
         "removed": removed,
         "message": format!("removed {removed} finished tasks older than {hours} hours"),
+    })))
+}
+
+#[derive(Deserialize)]
+struct BulkSaveBody {
+    articles: Vec<Value>,
+}
+
+async fn bulk_save(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    ApiJson(body): ApiJson<BulkSaveBody>,
+) -> Result<Json<Value>, AppError> {
+    let count = body.articles.len();
+    let task = articles::bulk_save(&state, &caller, body.articles).await?;
+    Ok(Json(json!({
+        "success": true,
+        "task_id": task.id,
+        "message": format!("saving {count} articles in the background"),
+    })))
+}
+
+async fn bulk_analysis(
+    State(state): State<AppState>,
+    caller: CurrentUser,
+    ApiJson(request): ApiJson<BulkAnalysisInput>,
+) -> Result<Json<Value>, AppError> {
+    let count = request.urls.len();
+    let task = articles::bulk_analysis(&state, &caller, request).await?;
+    Ok(Json(json!({
+        "success": true,
+        "task_id": task.id,
+        "message": format!("analysing {count} URLs in the background"),
     })))
 }

@@ -2,6 +2,7 @@
 //! WebSocket handlers parse their input, call a service and render its answer.
 
 pub mod accounts;
+pub mod articles;
 pub mod live;
 pub mod notifications;
 pub mod system;

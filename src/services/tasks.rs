@@ -171,6 +171,17 @@ pub async fn start(
         "" => kind,
         name => name,
     };
+    start_job(state, caller, kind, name, input).await
+}
+
+/// Starts a task of `kind` owned by the caller, with an input already parsed.
+pub async fn start_job(
+    state: &AppState,
+    caller: &CurrentUser,
+    kind: &str,
+    name: &str,
+    input: serde_json::Value,
+) -> Result<Task, AppError> {
     let id = state
         .engine
         .enqueue(TaskRequest {

@@ -7,11 +7,16 @@
 mod support;
 
 mod accounts;
+mod bulk_analysis;
+mod bulk_save;
 mod compat_ws;
 mod database;
+mod fetch;
 mod health;
 mod leptos_settings;
 mod live;
+mod notifications;
+mod notifications_live;
 mod pages;
 mod process;
 mod tasks;

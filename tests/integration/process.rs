@@ -164,7 +164,11 @@ async fn tasks_running_at_a_crash_are_recovered_at_the_next_start() {
     .unwrap();
     // An engine that is never started: it only writes tasks for the binary to run.
     let config = Arc::new(Config::try_parse_from(["tidings"]).unwrap());
-    let enqueuer = TaskEngine::new(db.clone(), tidings::jobs::registry(), config);
+    let enqueuer = TaskEngine::new(
+        db.clone(),
+        tidings::jobs::registry(&tidings::jobs::AnalysisTools::new(&Default::default()).unwrap()),
+        config,
+    );
     let owner = db
         .insert_user(&NewUser {
             username: "ann",

@@ -1,7 +1,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use tidings::{
-    config::{Config, LogFormat, TaskSettings},
+    config::{AnalysisSettings, Config, LogFormat, TaskSettings},
     server::{AppState, Server},
 };
 use tokio::task::JoinHandle;
@@ -41,6 +41,7 @@ impl TestServer {
             admin_user: None,
             admin_password: None,
             tasks: TaskSettings::default(),
+            analysis: AnalysisSettings::default(),
             notification_retention_days: 90,
             notification_prune_interval_secs: 3600,
             command: None,

@@ -1,0 +1,93 @@
+//! Articles: starting the jobs that analyse and store them.
+
+use serde_json::{Value, json};
+
+use crate::{
+    api::tasks::Task,
+    auth::CurrentUser,
+    engine::Job,
+    error::AppError,
+    jobs::{
+        bulk_analysis::{BulkAnalysis, BulkAnalysisInput},
+        bulk_save::{self, BulkSave},
+    },
+    server::AppState,
+    services::tasks,
+};
+
+/// Starts a `bulk_save` task of `articles`. The request is refused (400) when it is empty, too
+/// large, or an article lacks its URL or title; the task checks the rest article by article.
+pub async fn bulk_save(
+    state: &AppState,
+    caller: &CurrentUser,
+    articles: Vec<Value>,
+) -> Result<Task, AppError> {
+    if articles.is_empty() {
+        return Err(AppError::BadRequest("articles: must not be empty".into()));
+    }
+    if articles.len() > bulk_save::MAX_ARTICLES {
+        return Err(AppError::BadRequest(format!(
+            "articles: at most {} per request",
+            bulk_save::MAX_ARTICLES
+        )));
+    }
+    for (index, article) in articles.iter().enumerate() {
+        for field in ["url", "title"] {
+            let present = article
+                .get(field)
+                .and_then(Value::as_str)
+                .is_some_and(|value| !value.trim().is_empty());
+            if !present {
+                return Err(AppError::BadRequest(format!(
+                    "articles[{index}].{field}: missing"
+                )));
+            }
+        }
+    }
+    let name = format!("Save {} articles", articles.len());
+    let input = json!({ "articles": articles });
+    tasks::start_job(state, caller, BulkSave::KIND, &name, input).await
+}
+
+/// Most characters of a bulk analysis's topic.
+const TOPIC_MAX_CHARS: usize = 200;
+
+/// Starts a `bulk_analysis` task. Refused with 400 for no URLs, too many, a URL that is not
+/// http(s) or an empty topic, and with 503 when the analysis queue has no room for them now.
+pub async fn bulk_analysis(
+    state: &AppState,
+    caller: &CurrentUser,
+    request: BulkAnalysisInput,
+) -> Result<Task, AppError> {
+    let max = state.analysis.max_urls;
+    if request.urls.is_empty() {
+        return Err(AppError::BadRequest("urls: must not be empty".into()));
+    }
+    if request.urls.len() > max {
+        return Err(AppError::BadRequest(format!(
+            "urls: at most {max} per request, {} given",
+            request.urls.len()
+        )));
+    }
+    if let Some((index, url)) = request.urls.iter().enumerate().find(|(_, url)| {
+        url::Url::parse(url).map_or(true, |url| !matches!(url.scheme(), "http" | "https"))
+    }) {
+        return Err(AppError::BadRequest(format!(
+            "urls[{index}]: {url:?} is not an http:// or https:// URL"
+        )));
+    }
+    let topic = request.topic.trim();
+    if topic.is_empty() || topic.chars().count() > TOPIC_MAX_CHARS {
+        return Err(AppError::BadRequest(format!(
+            "topic: must be 1–{TOPIC_MAX_CHARS} characters"
+        )));
+    }
+    state
+        .analysis
+        .queue
+        .check_room(request.urls.len())
+        .map_err(|full| AppError::Unavailable(full.to_string()))?;
+    let name = format!("Analyse {} URLs for “{topic}”", request.urls.len());
+    let input = serde_json::to_value(&request).map_err(|_| AppError::Internal)?;
+    tasks::start_job(state, caller, BulkAnalysis::KIND, &name, input).await
+}
