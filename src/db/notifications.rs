@@ -120,7 +120,7 @@ impl From<CountRow> for UnreadCount {
     }
 }
 
-/// What [`Database::mark_notifications_read_through`] did.
+/// What [`Database::mark_notifications_read_up_to`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MarkedRead {
     /// How many notifications it marked read.
@@ -410,25 +410,13 @@ impl Database {
         Ok(changed)
     }
 
-    /// Marks read everything `reader` sees with an id up to `up_to`, and answers how many
-    /// notifications that changed: it moves the reader's two watermarks, one row whatever the
-    /// number of notifications.
+    /// Marks read everything `reader` sees with an id up to `up_to` by moving the reader's two
+    /// watermarks (one row, whatever the number of notifications), and answers how many
+    /// notifications that changed and the watermark it applied: `up_to`, or the id of the
+    /// newest notification there was when `up_to` is beyond it. That is what the reader's tabs
+    /// are told was read: `up_to` itself (`i64::MAX` for "all") may also cover notifications
+    /// that arrive afterwards, and those stay unread.
     pub async fn mark_notifications_read_up_to(
-        &self,
-        reader: i64,
-        up_to: i64,
-    ) -> Result<i64, DbError> {
-        Ok(self
-            .mark_notifications_read_through(reader, up_to)
-            .await?
-            .count)
-    }
-
-    /// [`Database::mark_notifications_read_up_to`], answering also the watermark it applied:
-    /// `up_to`, or the id of the newest notification there was when `up_to` is beyond it. That
-    /// is what the reader's tabs are told was read: `up_to` itself (`i64::MAX` for "all") may
-    /// also cover notifications that arrive afterwards, and those stay unread.
-    pub async fn mark_notifications_read_through(
         &self,
         reader: i64,
         up_to: i64,

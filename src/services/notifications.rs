@@ -106,7 +106,7 @@ pub async fn mark_all_read(
     }
     let marked = state
         .db
-        .mark_notifications_read_through(caller.id(), up_to.unwrap_or(i64::MAX))
+        .mark_notifications_read_up_to(caller.id(), up_to.unwrap_or(i64::MAX))
         .await?;
     // The tabs are told the watermark applied, never beyond the newest notification there
     // was: one that arrives meanwhile, pushed before this, must stay unread in them.

@@ -96,15 +96,7 @@ fn html(body: String) -> ([(axum::http::HeaderName, &'static str); 1], String) {
 }
 
 async fn request(server: &TestServer, actors: &Actors, body: Value) -> (StatusCode, Value) {
-    let response = actors
-        .user_a
-        .request(server, Method::POST, PATH)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap())
+    actors.user_a.post_json(server, PATH, &body).await
 }
 
 async fn start(server: &TestServer, actors: &Actors, urls: Vec<String>, topic: &str) -> Uuid {

@@ -15,15 +15,7 @@ use crate::support::{
 const PATH: &str = "/api/background-tasks/bulk-save";
 
 async fn post(server: &TestServer, actors: &Actors, body: Value) -> (StatusCode, Value) {
-    let response = actors
-        .user_a
-        .request(server, Method::POST, PATH)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap())
+    actors.user_a.post_json(server, PATH, &body).await
 }
 
 async fn save(server: &TestServer, actors: &Actors, articles: Value) -> Value {

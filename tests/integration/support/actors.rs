@@ -166,6 +166,23 @@ impl Actor {
             .status()
     }
 
+    /// POSTs `body` as JSON to `path` as this caller; answers the status and the JSON answer.
+    pub async fn post_json(
+        &self,
+        server: &TestServer,
+        path: &str,
+        body: &Value,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .request(server, Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
     pub fn get(&self, server: &TestServer, path: &str) -> RequestBuilder {
         self.request(server, Method::GET, path)
     }
