@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::support::{
-    Actors, Backend, TestServer,
+    Actors, Backend, Expect, TestServer,
     notifications::newest_of,
     tasks::{wait_for, wait_until},
 };
@@ -296,4 +296,16 @@ async fn cancelling_stops_fetching_the_remaining_urls() {
         100,
         "its places were freed"
     );
+}
+
+#[tokio::test]
+async fn only_signed_in_callers_may_start_an_analysis() {
+    let (server, actors) = TestServer::with_actors(Backend::Sqlite).await;
+    let base = serve_pages(Fixture::default()).await;
+    let body = json!({ "urls": [format!("{base}/rust/1")], "topic": "Rust" });
+    actors
+        .check(Expect::SIGNED_IN, |actor| {
+            actor.request(&server, Method::POST, PATH).json(&body)
+        })
+        .await;
 }
