@@ -169,6 +169,17 @@ pub struct AnalysisSettings {
         default_value = "gpt-4o-mini"
     )]
     pub openai_model: String,
+
+    /// Seconds between scheduled auto-ingest runs (while auto-ingest is enabled in its
+    /// configuration); no schedule when unset.
+    #[arg(long = "auto-ingest-interval-secs", env = "TIDINGS_AUTO_INGEST_INTERVAL_SECS",
+          value_parser = clap::value_parser!(u64).range(60..))]
+    pub auto_ingest_interval_secs: Option<u64>,
+
+    /// Seconds between scheduled keyword checks of every group; no schedule when unset.
+    #[arg(long = "keyword-check-interval-secs", env = "TIDINGS_KEYWORD_CHECK_INTERVAL_SECS",
+          value_parser = clap::value_parser!(u64).range(60..))]
+    pub keyword_check_interval_secs: Option<u64>,
 }
 
 impl Default for AnalysisSettings {
@@ -181,6 +192,8 @@ impl Default for AnalysisSettings {
             openai_base_url: None,
             openai_api_key: None,
             openai_model: "gpt-4o-mini".into(),
+            auto_ingest_interval_secs: None,
+            keyword_check_interval_secs: None,
         }
     }
 }

@@ -16,4 +16,4 @@ pub mod openai;
 pub mod quality;
 pub mod relevance;
 pub mod summary;
-mod text;
+pub(crate) mod text;

@@ -2,6 +2,7 @@
 //! function is a typed HTTP call, on the server it calls the service layer.
 
 pub mod accounts;
+pub mod ingest;
 pub mod notifications;
 pub mod system;
 pub mod tasks;

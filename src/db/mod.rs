@@ -7,6 +7,7 @@
 
 mod api_tokens;
 mod articles;
+mod ingest;
 mod notifications;
 mod server_meta;
 mod sessions;
@@ -24,6 +25,7 @@ use sqlx::{
 
 pub use api_tokens::TokenOwner;
 pub use articles::{ArticleRecord, ArticleStatus, Upserted};
+pub use ingest::{CheckedArticle, KeywordGroupFields, KeywordWatch, SourceFields, TopicFields};
 pub use notifications::{MarkedRead, NotificationInsert, TaskNotice};
 pub use server_meta::MetaKey;
 pub use sessions::Session;

@@ -933,7 +933,7 @@ impl Database {
 
 /// A `LIKE` pattern (with `\` as the escape character) matching text that contains `text`,
 /// ignoring case: the user's `%`, `_` and `\` match themselves.
-fn contains_pattern(text: &str) -> String {
+pub(super) fn contains_pattern(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 2);
     pattern.push('%');
     for ch in text.to_lowercase().chars() {

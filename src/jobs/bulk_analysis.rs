@@ -31,6 +31,20 @@ pub struct BulkAnalysisInput {
     pub summary_voice: Option<String>,
 }
 
+impl BulkAnalysisInput {
+    /// A request with the default summary options.
+    pub fn new(urls: Vec<String>, topic: String) -> Self {
+        BulkAnalysisInput {
+            urls,
+            topic,
+            summary_type: None,
+            model_name: None,
+            summary_length: None,
+            summary_voice: None,
+        }
+    }
+}
+
 /// One analysed article, as the task's result lists it.
 #[derive(Debug, Serialize)]
 pub struct AnalysedArticle {

@@ -1,8 +1,10 @@
 //! The kinds of work Tidings runs as background tasks.
 
 pub mod analysis_queue;
+pub mod auto_ingest;
 pub mod bulk_analysis;
 pub mod bulk_save;
+pub mod keyword_check;
 #[cfg(feature = "test-jobs")]
 pub mod testing;
 
@@ -71,7 +73,9 @@ pub fn registry(tools: &AnalysisTools) -> JobRegistry {
     let mut registry = JobRegistry::default();
     registry
         .register(bulk_analysis::BulkAnalysis::new(tools.clone()))
-        .register(bulk_save::BulkSave);
+        .register(bulk_save::BulkSave)
+        .register(auto_ingest::AutoIngest::new(tools.clone()))
+        .register(keyword_check::KeywordCheck);
     #[cfg(feature = "test-jobs")]
     let registry = testing::with_test_jobs(registry);
     registry

@@ -5,6 +5,7 @@ mod auth_api;
 mod compat_ws;
 mod extract;
 mod health;
+mod ingest_api;
 mod notifications_api;
 mod security;
 mod server_fns;
@@ -37,7 +38,7 @@ use crate::{
     engine::TaskEngine,
     jobs::{self, AnalysisTools},
     live::LiveHub,
-    services,
+    services::{self, scheduler::Schedules},
 };
 
 pub use server_fns::{leptos_client_address, set_leptos_cookie};
@@ -60,6 +61,8 @@ pub struct AppState {
     pub live: LiveHub,
     /// The analysis queue, HTTP client and analyser the analysis jobs share.
     pub analysis: AnalysisTools,
+    /// When auto-ingest and the keyword check run on their own.
+    pub schedules: Schedules,
     /// Cancelled when the server begins to shut down; long-lived tasks (sockets) watch it.
     pub shutdown: CancellationToken,
 }
@@ -111,6 +114,7 @@ impl Server {
             engine: engine.clone(),
             live: LiveHub::default(),
             analysis,
+            schedules: Schedules::from_settings(&config.analysis),
             db,
             info: Arc::new(ServerInfo {
                 started_at,
@@ -141,6 +145,7 @@ impl Server {
             config.notification_retention_days,
             Duration::from_secs(config.notification_prune_interval_secs),
         );
+        services::scheduler::run_on_schedule(state.clone());
         Ok(Server { listener, state })
     }
 
@@ -212,6 +217,7 @@ fn router(state: AppState) -> Router {
         .route("/api/auth/me", get(auth_api::me))
         .nest("/api/background-tasks", tasks_api::routes())
         .nest("/api/notifications", notifications_api::routes())
+        .nest("/api/auto-ingest", ingest_api::routes())
         .leptos_routes_with_context(&state, routes, context.clone(), render_shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             AppState,

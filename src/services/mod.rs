@@ -3,7 +3,9 @@
 
 pub mod accounts;
 pub mod articles;
+pub mod ingest;
 pub mod live;
 pub mod notifications;
+pub mod scheduler;
 pub mod system;
 pub mod tasks;

@@ -173,17 +173,25 @@ pub async fn create(
             None
         }
     };
-    let notification = state
-        .db
-        .insert_notification(&NotificationInsert {
+    send(
+        state,
+        &NotificationInsert {
             recipient_id,
             kind: &new.kind,
             title: &new.title,
             message: &new.message,
             link: new.link.as_deref(),
             created_at: Utc::now(),
-        })
-        .await?;
+        },
+    )
+    .await
+}
+
+/// Stores a notification — `recipient_id` `None` is a broadcast — and pushes it to the open
+/// tabs of its readers; answers its id. The caller has checked who may send it.
+pub async fn send(state: &AppState, new: &NotificationInsert<'_>) -> Result<i64, AppError> {
+    let recipient_id = new.recipient_id;
+    let notification = state.db.insert_notification(new).await?;
     let id = notification.id;
     let change = NotificationChange::Created { notification };
     match recipient_id {

@@ -1,0 +1,14 @@
+-- The one run of a job kind that may run at a time in the whole cluster (auto-ingest): the
+-- task holding the place. A holder that is no longer running gives it up by itself.
+CREATE TABLE exclusive_runs (
+    kind       TEXT PRIMARY KEY,
+    task_id    BLOB NOT NULL CHECK (length(task_id) = 16),
+    claimed_at TEXT NOT NULL
+) STRICT;
+
+-- When each scheduled job kind runs next: the node that moves it starts the run, so a cluster
+-- starts each scheduled run once.
+CREATE TABLE schedules (
+    kind        TEXT PRIMARY KEY,
+    next_run_at TEXT NOT NULL
+) STRICT;
