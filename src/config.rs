@@ -180,6 +180,11 @@ pub struct AnalysisSettings {
     #[arg(long = "keyword-check-interval-secs", env = "TIDINGS_KEYWORD_CHECK_INTERVAL_SECS",
           value_parser = clap::value_parser!(u64).range(60..))]
     pub keyword_check_interval_secs: Option<u64>,
+
+    /// Let feeds and pages be fetched from loopback, private and link-local addresses. Off by
+    /// default, so that a URL somebody enters cannot reach services inside the network.
+    #[arg(long = "allow-private-fetch", env = "TIDINGS_ALLOW_PRIVATE_FETCH")]
+    pub allow_private_fetch: bool,
 }
 
 impl Default for AnalysisSettings {
@@ -194,6 +199,7 @@ impl Default for AnalysisSettings {
             openai_model: "gpt-4o-mini".into(),
             auto_ingest_interval_secs: None,
             keyword_check_interval_secs: None,
+            allow_private_fetch: false,
         }
     }
 }

@@ -9,6 +9,13 @@ use reqwest::{StatusCode, header::CONTENT_TYPE, redirect};
 use scraper::{Html, Selector};
 use url::Url;
 
+use super::address::{NotPublic, PublicResolver, is_private_literal};
+
+/// The error of a redirect past the limit (classified by its kind, so it needs no text).
+#[derive(Debug, thiserror::Error)]
+#[error("too many redirects")]
+struct TooManyRedirects;
+
 /// The limits of a [`Fetcher`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct FetchSettings {
@@ -19,6 +26,9 @@ pub struct FetchSettings {
     pub max_body_bytes: u64,
     pub max_redirects: usize,
     pub user_agent: String,
+    /// Let URLs reach loopback, private and link-local addresses. Off by default: see
+    /// [`super::address`].
+    pub allow_private_addresses: bool,
 }
 
 impl Default for FetchSettings {
@@ -29,6 +39,7 @@ impl Default for FetchSettings {
             max_body_bytes: 5 * 1024 * 1024,
             max_redirects: 5,
             user_agent: format!("Tidings/{}", crate::VERSION),
+            allow_private_addresses: false,
         }
     }
 }
@@ -94,6 +105,8 @@ pub enum FetchErrorKind {
     Status(u16),
     #[error("connection failed: {0}")]
     Connection(String),
+    #[error("{0}; only public addresses are fetched")]
+    NotPublic(NotPublic),
 }
 
 /// An HTTP client for pages and feeds; cheap to clone, one connection pool for all clones.
@@ -105,12 +118,28 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new(settings: FetchSettings) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        let max_redirects = settings.max_redirects;
+        let public_only = !settings.allow_private_addresses;
+        // A redirect to an address literal skips the resolver: it is checked here.
+        let redirects = redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > max_redirects {
+                attempt.error(TooManyRedirects)
+            } else if public_only && is_private_literal(attempt.url()) {
+                let host = attempt.url().host_str().unwrap_or_default().to_owned();
+                attempt.error(NotPublic { host })
+            } else {
+                attempt.follow()
+            }
+        });
+        let mut builder = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.connect_timeout)
-            .redirect(redirect::Policy::limited(settings.max_redirects))
-            .user_agent(&settings.user_agent)
-            .build()?;
+            .redirect(redirects)
+            .user_agent(&settings.user_agent);
+        if public_only {
+            builder = builder.dns_resolver(PublicResolver::shared());
+        }
+        let client = builder.build()?;
         Ok(Fetcher { client, settings })
     }
 
@@ -126,6 +155,10 @@ impl Fetcher {
             return Err(failed(FetchErrorKind::UnsupportedScheme(
                 parsed.scheme().to_owned(),
             )));
+        }
+        if !self.settings.allow_private_addresses && is_private_literal(&parsed) {
+            let host = parsed.host_str().unwrap_or_default().to_owned();
+            return Err(failed(FetchErrorKind::NotPublic(NotPublic { host })));
         }
         let mut response = self
             .client
@@ -168,7 +201,14 @@ impl Fetcher {
     }
 
     fn classify(&self, error: &reqwest::Error) -> FetchErrorKind {
-        if error.is_redirect() {
+        let not_public =
+            std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |error| {
+                error.source()
+            })
+            .find_map(|error| error.downcast_ref::<NotPublic>());
+        if let Some(not_public) = not_public {
+            FetchErrorKind::NotPublic(not_public.clone())
+        } else if error.is_redirect() {
             FetchErrorKind::TooManyRedirects(self.settings.max_redirects)
         } else if error.is_timeout() && error.is_connect() {
             FetchErrorKind::Timeout(self.settings.connect_timeout)

@@ -8,6 +8,7 @@
 //! summary behind one interface so that an optional language model ([`openai::OpenAiAnalyser`])
 //! can stand in for the deterministic [`analyser::LocalAnalyser`], which stays the fallback.
 
+pub mod address;
 pub mod analyser;
 pub mod extract;
 pub mod feed;

@@ -41,8 +41,11 @@ impl AnalysisTools {
             workers: settings.workers as usize,
             item_timeout: Duration::from_secs(settings.item_timeout_secs),
         });
-        let fetcher =
-            Fetcher::new(FetchSettings::default()).context("cannot create the HTTP client")?;
+        let fetcher = Fetcher::new(FetchSettings {
+            allow_private_addresses: settings.allow_private_fetch,
+            ..FetchSettings::default()
+        })
+        .context("cannot create the HTTP client")?;
         let analyser: Arc<dyn Analyser> = match &settings.openai_base_url {
             Some(base_url) => {
                 let openai = OpenAiAnalyser::new(OpenAiSettings {

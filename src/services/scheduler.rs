@@ -118,23 +118,36 @@ async fn announce_matches(state: AppState, task: Uuid, mut updates: Receiver<Tas
             () = state.shutdown.cancelled() => return,
             update = updates.recv() => update,
         };
-        match update {
-            Ok(update) if update.task_id == task && update.status.is_finished() => {
-                if update.status == TaskStatus::Completed
-                    && let Err(error) = announce(&state, task).await
-                {
-                    tracing::warn!(%error, %task, "could not announce keyword matches");
+        let ended = match update {
+            Ok(update) if update.task_id == task => update.status.is_finished(),
+            Ok(_) => false,
+            // Missed updates may hold the ending: the stored task tells.
+            Err(RecvError::Lagged(_)) => match state.db.task(task).await {
+                Ok(stored) => stored.is_none_or(|stored| stored.status.is_finished()),
+                Err(error) => {
+                    tracing::warn!(%error, %task, "cannot follow a scheduled keyword check");
+                    return;
                 }
-                return;
-            }
-            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            },
             Err(RecvError::Closed) => return,
+        };
+        if ended {
+            if let Err(error) = announce(&state, task).await {
+                tracing::warn!(%error, %task, "could not announce keyword matches");
+            }
+            return;
         }
     }
 }
 
 async fn announce(state: &AppState, task: Uuid) -> Result<(), AppError> {
-    let Some(result) = state.db.task(task).await?.and_then(|task| task.result) else {
+    let Some(result) = state
+        .db
+        .task(task)
+        .await?
+        .filter(|task| task.status == TaskStatus::Completed)
+        .and_then(|task| task.result)
+    else {
         return Ok(());
     };
     let new_alerts = result["new_alerts"].as_u64().unwrap_or_default();

@@ -94,6 +94,7 @@ fn fetcher() -> Fetcher {
         timeout: Duration::from_millis(500),
         max_body_bytes: MAX_BODY_BYTES,
         max_redirects: 3,
+        allow_private_addresses: true,
         ..FetchSettings::default()
     })
     .unwrap()
@@ -118,6 +119,27 @@ async fn a_feed_and_its_article_are_fetched_parsed_and_extracted() {
     let article = extract_article(&page.text());
     assert_eq!(article.title.as_deref(), Some("Tram line approved"));
     assert_eq!(article.text, "The council approved the tram line.");
+}
+
+#[tokio::test]
+async fn by_default_only_public_addresses_are_fetched() {
+    let base = serve_fixtures().await;
+    let public_only = Fetcher::new(FetchSettings::default()).unwrap();
+    let port = url::Url::parse(&base).unwrap().port().unwrap();
+    for host in ["127.0.0.1", "localhost", "[::1]"] {
+        let url = format!("http://{host}:{port}/feed.xml");
+        let error = public_only.fetch(&url).await.unwrap_err();
+        assert!(
+            matches!(error.kind, FetchErrorKind::NotPublic(_)),
+            "{url}: {error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .ends_with("only public addresses are fetched"),
+            "{error}"
+        );
+    }
 }
 
 #[tokio::test]

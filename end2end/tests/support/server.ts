@@ -47,6 +47,8 @@ export class TidingsServer {
         ...process.env,
         LEPTOS_ENV: 'PROD',
         TIDINGS_LOG: process.env.TIDINGS_LOG ?? 'warn',
+        // The tests' fixture feeds and pages listen on the loopback interface.
+        TIDINGS_ALLOW_PRIVATE_FETCH: 'true',
         ...(this.withAdmin ? { TIDINGS_ADMIN_USER: ADMIN.username, TIDINGS_ADMIN_PASSWORD: ADMIN.password } : {}),
       },
       stdio: ['ignore', 'inherit', 'inherit'],

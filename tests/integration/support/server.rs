@@ -41,7 +41,11 @@ impl TestServer {
             admin_user: None,
             admin_password: None,
             tasks: TaskSettings::default(),
-            analysis: AnalysisSettings::default(),
+            // The fixture servers of the tests listen on the loopback interface.
+            analysis: AnalysisSettings {
+                allow_private_fetch: true,
+                ..AnalysisSettings::default()
+            },
             notification_retention_days: 90,
             notification_prune_interval_secs: 3600,
             command: None,
