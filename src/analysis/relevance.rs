@@ -20,6 +20,16 @@ pub struct TopicProfile {
     pub keywords: Vec<String>,
 }
 
+impl From<&crate::api::ingest::Topic> for TopicProfile {
+    fn from(topic: &crate::api::ingest::Topic) -> Self {
+        TopicProfile {
+            name: topic.name.clone(),
+            description: topic.description.clone(),
+            keywords: topic.keywords.clone(),
+        }
+    }
+}
+
 /// A relevance score in `0.0..=1.0` and the keywords of the topic found in the article, in the
 /// topic's order and spelling.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -25,7 +25,7 @@ use crate::{
         quality::{QualitySettings, content_fingerprint, quality},
         relevance::TopicProfile,
     },
-    api::ingest::{AutoIngestConfig, Source, Topic},
+    api::ingest::{AutoIngestConfig, Source},
     db::{ArticleRecord, ArticleStatus},
     engine::{Job, JobContext, JobError, JobOptions, NotificationTypes},
 };
@@ -174,13 +174,13 @@ impl Job for AutoIngest {
                 "there are no topics to judge articles against: create a topic first",
             ));
         }
-        let all_profiles: Vec<TopicProfile> = topics.iter().map(profile).collect();
+        let all_profiles: Vec<TopicProfile> = topics.iter().map(TopicProfile::from).collect();
         let all_profiles: Arc<[TopicProfile]> = all_profiles.into();
         let source_profiles: Vec<Arc<[TopicProfile]>> = sources
             .iter()
             .map(
                 |source| match topics.iter().find(|t| Some(t.id) == source.topic_id) {
-                    Some(topic) => Arc::from([profile(topic)]),
+                    Some(topic) => Arc::from([TopicProfile::from(topic)]),
                     None => all_profiles.clone(),
                 },
             )
@@ -530,14 +530,6 @@ impl Verdict {
             status: ArticleStatus::Error,
             reason: Some(reason),
         }
-    }
-}
-
-fn profile(topic: &Topic) -> TopicProfile {
-    TopicProfile {
-        name: topic.name.clone(),
-        description: topic.description.clone(),
-        keywords: topic.keywords.clone(),
     }
 }
 

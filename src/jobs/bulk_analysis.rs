@@ -148,10 +148,15 @@ impl Job for BulkAnalysis {
         ctx: JobContext,
         input: BulkAnalysisInput,
     ) -> Result<BulkAnalysisOutput, JobError> {
-        let profile = TopicProfile {
-            name: input.topic.clone(),
-            description: String::new(),
-            keywords: Vec::new(),
+        // A stored topic of that name brings its description and keywords; any other topic
+        // is judged by its name alone.
+        let profile = match ctx.db().topic_by_name(input.topic.trim()).await? {
+            Some(topic) => TopicProfile::from(&topic),
+            None => TopicProfile {
+                name: input.topic.clone(),
+                description: String::new(),
+                keywords: Vec::new(),
+            },
         };
         ctx.set_total(input.urls.len() as u64);
         ctx.set_stage("analysing", Some(&format!("{} URLs", input.urls.len())))
