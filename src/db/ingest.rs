@@ -43,14 +43,15 @@ pub struct KeywordWatch {
     pub topic: Option<String>,
     #[sqlx(json)]
     pub keywords: Vec<String>,
-    /// Articles up to this id have been checked against the group.
-    pub checked_through_id: i64,
+    /// Approved articles last changed before this have been checked against the group.
+    pub checked_through: Option<DateTime<Utc>>,
 }
 
 /// The words of an approved article that a keyword check reads.
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct CheckedArticle {
     pub id: i64,
+    pub updated_at: DateTime<Utc>,
     pub title: String,
     pub summary: String,
     pub text: String,
@@ -433,7 +434,7 @@ impl Database {
         let changed = on_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE keyword_groups SET name = $2, topic = $3, keywords = $4, \
-                 checked_through_id = 0 WHERE id = $1",
+                 checked_through = NULL WHERE id = $1",
             )
             .bind(id)
             .bind(group.name)
@@ -455,7 +456,7 @@ impl Database {
     pub async fn keyword_watches(&self, id: Option<i64>) -> Result<Vec<KeywordWatch>, DbError> {
         on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT id, name, topic, keywords, checked_through_id FROM keyword_groups \
+                "SELECT id, name, topic, keywords, checked_through FROM keyword_groups \
                  WHERE $1 IS NULL OR id = $1 ORDER BY id",
             )
             .bind(id)
@@ -465,21 +466,21 @@ impl Database {
         .map_err(DbError::from)
     }
 
-    /// Up to `limit` approved articles after id `after` (of `topic`, when given), oldest
-    /// first.
+    /// Up to `limit` approved articles last changed at `since` or later (all, for `None`), of
+    /// `topic` when given, in the order they changed.
     pub async fn articles_to_check(
         &self,
-        after: i64,
+        since: Option<DateTime<Utc>>,
         topic: Option<&str>,
         limit: i64,
     ) -> Result<Vec<CheckedArticle>, DbError> {
         on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT id, title, summary, text FROM articles WHERE id > $1 \
-                 AND status = 'approved' AND ($2 IS NULL OR LOWER(topic) = LOWER($2)) \
-                 ORDER BY id LIMIT $3",
+                "SELECT id, updated_at, title, summary, text FROM articles \
+                 WHERE status = 'approved' AND ($1 IS NULL OR updated_at >= $1) \
+                 AND ($2 IS NULL OR LOWER(topic) = LOWER($2)) ORDER BY updated_at, id LIMIT $3",
             )
-            .bind(after)
+            .bind(since)
             .bind(topic)
             .bind(limit)
             .fetch_all(pool)
@@ -502,10 +503,14 @@ impl Database {
         Ok(execute!(self, sql, article, group, Json(matched), now)? > 0)
     }
 
-    /// Records that `group` has been checked against every article up to `through`.
-    pub async fn set_group_checked_through(&self, group: i64, through: i64) -> Result<(), DbError> {
-        let sql = "UPDATE keyword_groups SET checked_through_id = $2 \
-                   WHERE id = $1 AND checked_through_id < $2";
+    /// Records that `group` has been checked against the articles changed up to `through`.
+    pub async fn set_group_checked_through(
+        &self,
+        group: i64,
+        through: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        let sql = "UPDATE keyword_groups SET checked_through = $2 \
+                   WHERE id = $1 AND (checked_through IS NULL OR checked_through < $2)";
         execute!(self, sql, group, through)?;
         Ok(())
     }

@@ -112,6 +112,10 @@ struct Run<'a> {
     total_batches: usize,
     /// Fingerprints of the texts this run stored: a copy in the same run is a duplicate too.
     fingerprints: Mutex<HashSet<String>>,
+    /// Held by [`Run::save`] from the duplicate check until the article is stored: otherwise
+    /// a copy saved meanwhile by another batch makes the first copy a duplicate of its own
+    /// duplicate, and every copy is refused.
+    saving: tokio::sync::Mutex<()>,
     counters: Mutex<Counters>,
     batches_done: Mutex<usize>,
 }
@@ -221,6 +225,7 @@ impl Job for AutoIngest {
             config,
             total_batches: batches.len(),
             fingerprints: Mutex::new(HashSet::new()),
+            saving: tokio::sync::Mutex::new(()),
             counters: Mutex::new(Counters::default()),
             batches_done: Mutex::new(0),
         };
@@ -431,6 +436,7 @@ impl Run<'_> {
         mut verdict: Verdict,
     ) -> Result<ArticleLog, JobError> {
         let url = candidate.item.url.as_str();
+        let saving = self.saving.lock().await;
         if verdict.status == ArticleStatus::Approved
             && self.config.quality_control_enabled
             && let Some(fingerprint) = &verdict.fingerprint
@@ -439,11 +445,11 @@ impl Run<'_> {
             verdict.status = ArticleStatus::FilteredQuality;
             verdict.reason = Some("duplicate: the same text is stored under another URL".into());
         }
-        let title = if verdict.title.is_empty() {
-            url.to_owned()
-        } else {
-            verdict.title.clone()
-        };
+        // A page that could not be read keeps the feed's title, else its URL.
+        let title = [&verdict.title, &candidate.item.title]
+            .into_iter()
+            .find(|title| !title.trim().is_empty())
+            .map_or_else(|| url.to_owned(), |title| title.clone());
         let record = ArticleRecord {
             url: url.to_owned(),
             title: title.clone(),
@@ -463,6 +469,7 @@ impl Run<'_> {
             .db()
             .upsert_article(&record, Some(self.ctx.task().id), Utc::now())
             .await?;
+        drop(saving);
         if let (ArticleStatus::Error, Some(reason)) = (verdict.status, &verdict.reason) {
             self.ctx.record_error(Some(url), reason).await;
         }

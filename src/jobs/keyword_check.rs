@@ -1,5 +1,5 @@
 //! `keyword_check`: matches the keywords of one keyword group, or of every group, against the
-//! approved articles the group has not checked yet, and raises an alert for each article that
+//! approved articles changed since the group's last check, and raises an alert for each article that
 //! mentions any of them. Progress counts keywords; the owner is told how many new matches
 //! there are.
 
@@ -17,6 +17,10 @@ use crate::{
 /// Most articles one group checks in a run; the rest wait for the next run (the group's
 /// watermark stops at the last article checked).
 pub const MAX_ARTICLES_PER_GROUP: i64 = 1000;
+/// Articles changed this long before a group's watermark are checked again: the nodes of a
+/// cluster stamp changes with their own clocks, which may be a little apart. An article
+/// checked twice raises no second alert.
+const CLOCK_SKEW_MARGIN: chrono::Duration = chrono::Duration::minutes(1);
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -87,7 +91,9 @@ async fn check_group(ctx: &JobContext, watch: &KeywordWatch) -> Result<GroupRepo
     let articles = ctx
         .db()
         .articles_to_check(
-            watch.checked_through_id,
+            watch
+                .checked_through
+                .map(|through| through - CLOCK_SKEW_MARGIN),
             watch.topic.as_deref(),
             MAX_ARTICLES_PER_GROUP,
         )
@@ -120,7 +126,7 @@ async fn check_group(ctx: &JobContext, watch: &KeywordWatch) -> Result<GroupRepo
     }
     if let Some(last) = articles.last() {
         ctx.db()
-            .set_group_checked_through(watch.id, last.id)
+            .set_group_checked_through(watch.id, last.updated_at)
             .await?;
     }
     Ok(GroupReport {

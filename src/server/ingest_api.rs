@@ -4,7 +4,7 @@
 use axum::{
     Json, Router,
     extract::State,
-    routing::{get, post},
+    routing::{delete, get, post},
 };
 use serde_json::{Map, Value, json};
 
@@ -19,7 +19,7 @@ pub fn routes() -> Router<AppState> {
         .route("/status", get(status))
         .route("/run", post(run))
         .route("/stats", get(stats))
-        .fallback(get(not_found).post(not_found))
+        .fallback(delete(not_found).get(not_found).post(not_found))
 }
 
 async fn not_found() -> AppError {

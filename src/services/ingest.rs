@@ -177,7 +177,7 @@ pub async fn run_keyword_check(
                 state.db.keyword_group(id).await?.ok_or_else(|| {
                     AppError::BadRequest(format!("group_id: no keyword group {id}"))
                 })?;
-            format!("Keyword check of “{}”", group.name)
+            format!("Keyword check: {}", group.name)
         }
         None => "Keyword check of every group".to_owned(),
     };

@@ -7,18 +7,22 @@
 mod support;
 
 mod accounts;
+mod auto_ingest;
 mod bulk_analysis;
 mod bulk_save;
 mod compat_ws;
 mod database;
 mod fetch;
 mod health;
+mod ingest_api;
+mod keyword_check;
 mod leptos_settings;
 mod live;
 mod notifications;
 mod notifications_live;
 mod pages;
 mod process;
+mod scheduler;
 mod tasks;
 mod tasks_api;
 mod websocket;

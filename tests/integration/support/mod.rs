@@ -2,6 +2,7 @@
 
 mod actors;
 mod database;
+pub mod ingest;
 pub mod notifications;
 mod server;
 pub mod tasks;

@@ -12,3 +12,9 @@ CREATE TABLE schedules (
     kind        TEXT PRIMARY KEY,
     next_run_at TEXT NOT NULL
 ) STRICT;
+
+-- A keyword group remembers how far it has checked by the articles' last change, not by id:
+-- an article stored again (an error retried, a bulk save) is checked again.
+ALTER TABLE keyword_groups DROP COLUMN checked_through_id;
+ALTER TABLE keyword_groups ADD COLUMN checked_through TEXT;
+CREATE INDEX articles_by_change ON articles (updated_at, id) WHERE status = 'approved';
