@@ -319,10 +319,14 @@ fn validate_keywords(text: &str, required: bool) -> Result<(), AppError> {
 /// Checks that `url` is an absolute http(s) URL.
 pub fn validate_http_url(field: &str, url: &str) -> Result<(), AppError> {
     let url = url.trim();
+    let lowercase = url.to_ascii_lowercase();
     let well_formed = url.chars().count() <= URL_MAX_CHARS
-        && url::Url::parse(url).is_ok_and(|parsed| {
-            matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some()
-        });
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+        && ["http://", "https://"]
+            .iter()
+            .find_map(|scheme| lowercase.strip_prefix(scheme))
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_alphanumeric() || c == '['))
+        && parses_with_a_host(url);
     if !well_formed {
         return Err(field_error(
             field,
@@ -330,6 +334,18 @@ pub fn validate_http_url(field: &str, url: &str) -> Result<(), AppError> {
         ));
     }
     Ok(())
+}
+
+/// The server parses the URL fully; the browser's check (without the URL parser, which would
+/// weigh on the WASM bundle) is the prefix check above.
+#[cfg(feature = "ssr")]
+fn parses_with_a_host(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|parsed| parsed.host_str().is_some())
+}
+
+#[cfg(not(feature = "ssr"))]
+fn parses_with_a_host(_url: &str) -> bool {
+    true
 }
 
 #[cfg(feature = "ssr")]
