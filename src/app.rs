@@ -12,8 +12,8 @@ use crate::ui::{
     layout::Layout,
     live::LiveConnection,
     pages::{
-        AccountPage, HomePage, LoginPage, NotFound, NotificationsPage, SetupPage, TaskPage,
-        TasksPage, UsersPage,
+        AccountPage, ArticlePage, ArticlesPage, HomePage, IngestPage, LoginPage, NotFound,
+        NotificationsPage, SetupPage, TaskPage, TasksPage, UsersPage,
     },
     session::Session,
 };
@@ -60,6 +60,13 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=(StaticSegment("tasks"), ParamSegment("id"))
                         view=TaskPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route path=StaticSegment("ingest") view=IngestPage ssr=SsrMode::Async/>
+                    <Route path=StaticSegment("articles") view=ArticlesPage ssr=SsrMode::Async/>
+                    <Route
+                        path=(StaticSegment("articles"), ParamSegment("id"))
+                        view=ArticlePage
                         ssr=SsrMode::Async
                     />
                     <Route

@@ -66,6 +66,8 @@ fn SignedInHeader(user: User, unread: Option<UnreadCount>) -> impl IntoView {
         <nav class="site-nav" aria-label="Main">
             <A href="/" exact=true>"Dashboard"</A>
             <A href="/tasks">"Tasks"</A>
+            <A href="/ingest">"Ingest"</A>
+            <A href="/articles">"Articles"</A>
             {(user.role == Role::Admin).then(|| view! { <A href="/admin/users">"Users"</A> })}
         </nav>
         <ConnectionIndicator/>

@@ -1,6 +1,7 @@
 //! Pages and components, rendered on the server and hydrated in the browser.
 
 pub mod components;
+pub mod form_check;
 pub mod format;
 pub mod layout;
 pub mod live;

@@ -133,6 +133,17 @@ pub fn ProgressBar(#[prop(into)] task: Signal<Task>) -> impl IntoView {
         })
     };
     let label = move || task.with(|task| format!("Progress of {}", task.name));
+    // The width the server renders is an inline style, which the Content-Security-Policy
+    // refuses, and hydration keeps it as it is: set it through the CSSOM (which the policy
+    // allows) once the page is hydrated; `style:width` does so on every later change.
+    let fill = NodeRef::<leptos::html::Div>::new();
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if let Some(fill) = fill.get() {
+            let _ = web_sys::HtmlElement::style(&fill)
+                .set_property("width", &format!("{:.1}%", percent()));
+        }
+    });
 
     view! {
         <div class="progress" data-status=move || task.with(|task| task.status.as_str())>
@@ -145,7 +156,7 @@ pub fn ProgressBar(#[prop(into)] task: Signal<Task>) -> impl IntoView {
                 aria-valuenow=move || format!("{:.0}", percent())
                 aria-valuetext=value_text
             >
-                <div class="progress__fill" style:width=move || format!("{:.1}%", percent())></div>
+                <div class="progress__fill" node_ref=fill style:width=move || format!("{:.1}%", percent())></div>
             </div>
             <div class="progress__meta">
                 <span class="progress__percent" data-testid="percent">

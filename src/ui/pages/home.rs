@@ -12,7 +12,7 @@ use crate::{
         },
     },
     ui::{
-        components::{FormError, ProgressBar, StatusBadge, status_label},
+        components::{FormError, JobForms, ProgressBar, StatusBadge, status_label},
         format::date_time,
         live::{ConnectionState, LiveConnection},
         live_tasks::live_overview,
@@ -44,6 +44,7 @@ pub fn HomePage() -> impl IntoView {
             })}
         </Suspense>
         <StartTaskCard/>
+        <JobForms/>
         <div class="cards">
             <section class="card" aria-labelledby="server-heading">
                 <h2 id="server-heading">"Server"</h2>
