@@ -485,11 +485,47 @@ pub async fn start_bulk_analysis(urls: String, topic: String) -> Result<Task, Ap
 /// Starts a `bulk_save` of `articles`, a JSON array of article objects.
 #[server(endpoint = "ingest/bulk-save")]
 pub async fn start_bulk_save(articles: String) -> Result<Task, AppError> {
-    let articles = serde_json::from_str(&articles).map_err(|error| {
-        AppError::BadRequest(format!("articles: not a JSON array of objects: {error}"))
-    })?;
+    let articles = parse_articles(&articles)?;
     crate::services::articles::bulk_save(&state()?, &CurrentUser::from_leptos_context()?, articles)
         .await
+}
+
+/// Most articles one bulk save takes.
+pub const BULK_SAVE_MAX_ARTICLES: usize = 1000;
+
+/// Checks a bulk save request: not empty, not too large, and every article has a URL and a
+/// title (the task checks the rest article by article).
+pub fn validate_bulk_save(articles: &[serde_json::Value]) -> Result<(), AppError> {
+    if articles.is_empty() {
+        return Err(field_error("articles", "must not be empty"));
+    }
+    if articles.len() > BULK_SAVE_MAX_ARTICLES {
+        return Err(field_error(
+            "articles",
+            format!("at most {BULK_SAVE_MAX_ARTICLES} per request"),
+        ));
+    }
+    for (index, article) in articles.iter().enumerate() {
+        for field in ["url", "title"] {
+            let present = article
+                .get(field)
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|value| !value.trim().is_empty());
+            if !present {
+                return Err(field_error(
+                    &format!("articles[{index}].{field}"),
+                    "missing",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The articles of a bulk save typed as JSON: an array of objects.
+pub fn parse_articles(text: &str) -> Result<Vec<serde_json::Value>, AppError> {
+    serde_json::from_str(text)
+        .map_err(|error| field_error("articles", format!("not a JSON array of objects: {error}")))
 }
 
 /// The non-blank lines of `text`, trimmed.

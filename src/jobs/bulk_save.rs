@@ -7,12 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
+    api::ingest::BULK_SAVE_MAX_ARTICLES,
     db::{ArticleRecord, ArticleStatus, Upserted},
     engine::{Job, JobContext, JobError},
 };
 
-/// Most articles one task saves.
-pub const MAX_ARTICLES: usize = 1000;
 const URL_MAX_CHARS: usize = 2000;
 const TITLE_MAX_CHARS: usize = 500;
 const TEXT_MAX_CHARS: usize = 1_000_000;
@@ -70,9 +69,9 @@ impl Job for BulkSave {
     type Output = BulkSaveOutput;
 
     async fn run(&self, ctx: JobContext, input: BulkSaveInput) -> Result<BulkSaveOutput, JobError> {
-        if input.articles.len() > MAX_ARTICLES {
+        if input.articles.len() > BULK_SAVE_MAX_ARTICLES {
             return Err(JobError::permanent(format!(
-                "at most {MAX_ARTICLES} articles per task"
+                "at most {BULK_SAVE_MAX_ARTICLES} articles per task"
             )));
         }
         ctx.set_total(input.articles.len() as u64);

@@ -3,13 +3,13 @@
 use serde_json::{Value, json};
 
 use crate::{
-    api::tasks::Task,
+    api::{ingest::validate_bulk_save, tasks::Task},
     auth::CurrentUser,
     engine::Job,
     error::AppError,
     jobs::{
         bulk_analysis::{BulkAnalysis, BulkAnalysisInput},
-        bulk_save::{self, BulkSave},
+        bulk_save::BulkSave,
     },
     server::AppState,
     services::tasks,
@@ -22,28 +22,7 @@ pub async fn bulk_save(
     caller: &CurrentUser,
     articles: Vec<Value>,
 ) -> Result<Task, AppError> {
-    if articles.is_empty() {
-        return Err(AppError::BadRequest("articles: must not be empty".into()));
-    }
-    if articles.len() > bulk_save::MAX_ARTICLES {
-        return Err(AppError::BadRequest(format!(
-            "articles: at most {} per request",
-            bulk_save::MAX_ARTICLES
-        )));
-    }
-    for (index, article) in articles.iter().enumerate() {
-        for field in ["url", "title"] {
-            let present = article
-                .get(field)
-                .and_then(Value::as_str)
-                .is_some_and(|value| !value.trim().is_empty());
-            if !present {
-                return Err(AppError::BadRequest(format!(
-                    "articles[{index}].{field}: missing"
-                )));
-            }
-        }
-    }
+    validate_bulk_save(&articles)?;
     let name = format!("Save {} articles", articles.len());
     let input = json!({ "articles": articles });
     tasks::start_job(state, caller, BulkSave::KIND, &name, input).await

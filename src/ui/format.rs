@@ -31,6 +31,34 @@ pub fn time_ago(time: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// `path` with a query of the `pairs` that have a value, each value percent-encoded: the URL
+/// of a filtered view, which can be bookmarked.
+pub fn with_query<const N: usize>(path: &str, pairs: [(&str, Option<String>); N]) -> String {
+    let query: Vec<String> = pairs
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|value| format!("{name}={}", encode(&value))))
+        .collect();
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", query.join("&"))
+    }
+}
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    let mut encoded = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                encoded.push(byte as char)
+            }
+            _ => encoded.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    encoded
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{Duration, TimeZone};

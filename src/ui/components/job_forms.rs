@@ -4,13 +4,13 @@
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
-use serde_json::{Map, Value};
 
 use crate::{
     api::{
         ingest::{
             KeywordGroup, RunAutoIngest, RunKeywordCheck, StartBulkAnalysis, StartBulkSave, Topic,
-            list_keyword_groups, list_topics, parse_lines, validate_http_url,
+            list_keyword_groups, list_topics, parse_articles, parse_lines, validate_bulk_save,
+            validate_http_url,
         },
         tasks::Task,
     },
@@ -115,27 +115,7 @@ fn AnalyseUrlsCard(topics: Resource<Result<Vec<Topic>, AppError>>) -> impl IntoV
 
 /// The browser's check of a bulk save: a JSON array of objects, each with a URL and a title.
 fn check_bulk_save(args: &StartBulkSave) -> Result<(), AppError> {
-    let articles: Vec<Map<String, Value>> =
-        serde_json::from_str(&args.articles).map_err(|error| {
-            AppError::BadRequest(format!("articles: not a JSON array of objects: {error}"))
-        })?;
-    if articles.is_empty() {
-        return Err(AppError::BadRequest("articles: must not be empty".into()));
-    }
-    for (index, article) in articles.iter().enumerate() {
-        for field in ["url", "title"] {
-            let present = article
-                .get(field)
-                .and_then(Value::as_str)
-                .is_some_and(|value| !value.trim().is_empty());
-            if !present {
-                return Err(AppError::BadRequest(format!(
-                    "articles[{index}].{field}: missing"
-                )));
-            }
-        }
-    }
-    Ok(())
+    validate_bulk_save(&parse_articles(&args.articles)?)
 }
 
 #[component]

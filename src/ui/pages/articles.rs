@@ -11,8 +11,11 @@ use leptos_router::{
 
 use crate::{
     api::ingest::{Article, ArticleFilter, ArticlePage, list_articles, list_topics},
-    ui::components::{
-        ARTICLE_STATUSES, ArticleStatus, KeywordChips, Score, TimeAgo, article_status_label,
+    ui::{
+        components::{
+            ARTICLE_STATUSES, ArticleStatus, KeywordChips, Score, TimeAgo, article_status_label,
+        },
+        format::with_query,
     },
 };
 
@@ -63,30 +66,8 @@ impl Filters {
             ("q", self.query.clone()),
             ("before", before.map(|before| before.to_string())),
         ];
-        let query: Vec<String> = pairs
-            .into_iter()
-            .filter_map(|(name, value)| value.map(|value| format!("{name}={}", encode(&value))))
-            .collect();
-        if query.is_empty() {
-            "/articles".to_owned()
-        } else {
-            format!("/articles?{}", query.join("&"))
-        }
+        with_query("/articles", pairs)
     }
-}
-
-/// Percent-encodes a query value.
-fn encode(value: &str) -> String {
-    let mut encoded = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                encoded.push(byte as char)
-            }
-            _ => encoded.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    encoded
 }
 
 /// The host of an article's URL, to show where it comes from: `example.com`.

@@ -16,7 +16,7 @@ use crate::{
     },
     ui::{
         components::{FormError, StatusBadge, status_label},
-        format::date_time,
+        format::{date_time, with_query},
         live_tasks::live_task_list,
         session::{Session, error_message},
     },
@@ -62,7 +62,6 @@ impl Filters {
 
     /// The URL of this view, starting at `cursor`.
     fn href(&self, cursor: Option<Uuid>) -> String {
-        let mut query = Vec::new();
         let pairs = [
             (
                 "status",
@@ -73,35 +72,8 @@ impl Filters {
             ("q", self.text.clone()),
             ("cursor", cursor.map(|cursor| cursor.to_string())),
         ];
-        for (name, value) in pairs {
-            if let Some(value) = value {
-                query.push((name, value));
-            }
-        }
-        let query: Vec<String> = query
-            .iter()
-            .map(|(name, value)| format!("{name}={}", encode(value)))
-            .collect();
-        if query.is_empty() {
-            "/tasks".to_owned()
-        } else {
-            format!("/tasks?{}", query.join("&"))
-        }
+        with_query("/tasks", pairs)
     }
-}
-
-/// Percent-encodes a query value.
-fn encode(value: &str) -> String {
-    let mut encoded = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                encoded.push(byte as char)
-            }
-            _ => encoded.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    encoded
 }
 
 /// Every task the user may see, filtered, paged, live; bulk cancel; cleanup for admins.
