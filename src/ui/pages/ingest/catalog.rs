@@ -21,6 +21,38 @@ use super::{IngestActions, count_done, error_view, is_admin};
 
 type Listed<T> = Resource<Result<Vec<T>, AppError>>;
 
+/// Wires a form that adds an object (`adding`) or changes one: counts its saves into `saved`,
+/// then empties the form after an addition or closes it after a change. Answers the form's
+/// node.
+fn wire_save_form<S>(
+    action: ServerAction<S>,
+    saved: RwSignal<u32>,
+    adding: bool,
+) -> NodeRef<html::Form>
+where
+    S: leptos::server_fn::ServerFn + Clone + Send + Sync + 'static,
+    S::Output: Send + Sync + 'static,
+    S::Error: Send + Sync + 'static,
+{
+    count_done(action, saved);
+    let node = NodeRef::<html::Form>::new();
+    if adding {
+        reset_on_success(action, node);
+    } else {
+        close_on_success(action, node);
+    }
+    node
+}
+
+/// What a save form says once it has saved `name`.
+fn saved_message(adding: bool, name: &str) -> String {
+    if adding {
+        format!("Added “{name}”.")
+    } else {
+        "Saved.".to_owned()
+    }
+}
+
 /// Empties a form once its action succeeded (the form for adding; a changed item's form shows
 /// its new values when the list loads again).
 fn reset_on_success<S>(action: ServerAction<S>, form: NodeRef<html::Form>)
@@ -353,23 +385,12 @@ fn TopicList(topics: Vec<Topic>, actions: IngestActions, admin: bool) -> impl In
 fn TopicForm(topic: Option<Topic>, saved: RwSignal<u32>) -> impl IntoView {
     let action = ServerAction::<SaveTopic>::new();
     let pending = action.pending();
-    count_done(action, saved);
-    let node = NodeRef::<html::Form>::new();
     let adding = topic.is_none();
-    if adding {
-        reset_on_success(action, node);
-    } else {
-        close_on_success(action, node);
-    }
+    let node = wire_save_form(action, saved, adding);
     let form = CheckedForm::new(move || error_message(action.value().get()));
     let done = move || {
-        action.value().get().and_then(Result::ok).map(|topic| {
-            if adding {
-                format!("Added “{}”.", topic.name)
-            } else {
-                "Saved.".to_owned()
-            }
-        })
+        let saved = action.value().get().and_then(Result::ok);
+        saved.map(|topic| saved_message(adding, &topic.name))
     };
     let (id, name, description, keywords) = match topic {
         Some(topic) => (
@@ -551,23 +572,12 @@ fn GroupForm(
 ) -> impl IntoView {
     let action = ServerAction::<SaveKeywordGroup>::new();
     let pending = action.pending();
-    count_done(action, saved);
-    let node = NodeRef::<html::Form>::new();
     let adding = group.is_none();
-    if adding {
-        reset_on_success(action, node);
-    } else {
-        close_on_success(action, node);
-    }
+    let node = wire_save_form(action, saved, adding);
     let form = CheckedForm::new(move || error_message(action.value().get()));
     let done = move || {
-        action.value().get().and_then(Result::ok).map(|group| {
-            if adding {
-                format!("Added “{}”.", group.name)
-            } else {
-                "Saved.".to_owned()
-            }
-        })
+        let saved = action.value().get().and_then(Result::ok);
+        saved.map(|group| saved_message(adding, &group.name))
     };
     let (id, name, topic, keywords) = match group {
         Some(group) => (
