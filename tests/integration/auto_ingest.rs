@@ -336,6 +336,29 @@ async fn with_topic(backend: Backend) -> (TestServer, Actors, i64) {
     (server, actors, topic)
 }
 
+/// Starts a run, as `user_a`, of the held feed's pages in batches of `batch_size`, one batch at
+/// a time (SQLite).
+async fn start_held_run(batch_size: u32) -> (TestServer, Actors, Fixture, Uuid) {
+    let (server, actors, topic) = with_topic(Backend::Sqlite).await;
+    let fixture = Fixture::serve().await;
+    create_source(
+        &server,
+        &actors.admin,
+        "Held",
+        &fixture.url("/held.xml"),
+        Some(topic),
+    )
+    .await;
+    configure(
+        &server,
+        &actors.admin,
+        json!({ "batch_size": batch_size, "max_concurrent_batches": 1 }),
+    )
+    .await;
+    let id = start_run(&server, &actors.user_a).await;
+    (server, actors, fixture, id)
+}
+
 /// The entries of a run's per-article log (or of a list of stored articles) by URL.
 fn by_url(entries: &[Value]) -> BTreeMap<String, Value> {
     let mut found = BTreeMap::new();
@@ -753,23 +776,7 @@ async fn without_quality_control_or_threshold_every_readable_page_is_approved() 
 
 #[tokio::test]
 async fn only_one_run_at_a_time() {
-    let (server, actors, topic) = with_topic(Backend::Sqlite).await;
-    let fixture = Fixture::serve().await;
-    create_source(
-        &server,
-        &actors.admin,
-        "Held",
-        &fixture.url("/held.xml"),
-        Some(topic),
-    )
-    .await;
-    configure(
-        &server,
-        &actors.admin,
-        json!({ "batch_size": 1, "max_concurrent_batches": 1 }),
-    )
-    .await;
-    let id = start_run(&server, &actors.user_a).await;
+    let (server, actors, fixture, id) = start_held_run(1).await;
 
     // While it is pending or running, nobody can start another.
     let (status, body) = rest(&server, &actors.user_b, Method::POST, "/run", None).await;
@@ -818,23 +825,7 @@ async fn only_one_run_at_a_time() {
 
 #[tokio::test]
 async fn cancelling_a_run_stops_fetching_and_frees_its_place() {
-    let (server, actors, topic) = with_topic(Backend::Sqlite).await;
-    let fixture = Fixture::serve().await;
-    create_source(
-        &server,
-        &actors.admin,
-        "Held",
-        &fixture.url("/held.xml"),
-        Some(topic),
-    )
-    .await;
-    configure(
-        &server,
-        &actors.admin,
-        json!({ "batch_size": 1, "max_concurrent_batches": 1 }),
-    )
-    .await;
-    let id = start_run(&server, &actors.user_a).await;
+    let (server, actors, fixture, id) = start_held_run(1).await;
     fixture.wait_for_held_hits(1).await;
     let response = actors
         .user_a
@@ -947,23 +938,7 @@ async fn runs_without_sources_topics_or_a_readable_feed(
 
 #[tokio::test]
 async fn the_original_websocket_follows_a_run_batch_by_batch() {
-    let (server, actors, topic) = with_topic(Backend::Sqlite).await;
-    let fixture = Fixture::serve().await;
-    create_source(
-        &server,
-        &actors.admin,
-        "Held",
-        &fixture.url("/held.xml"),
-        Some(topic),
-    )
-    .await;
-    configure(
-        &server,
-        &actors.admin,
-        json!({ "batch_size": 2, "max_concurrent_batches": 1 }),
-    )
-    .await;
-    let id = start_run(&server, &actors.user_a).await;
+    let (server, actors, fixture, id) = start_held_run(2).await;
     let mut socket = actors
         .user_a
         .websocket(&server, &format!("/ws/bulk-process/{id}"))

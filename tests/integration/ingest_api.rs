@@ -792,3 +792,66 @@ async fn article_listings_refuse_bad_filters() {
         .await;
     server.stop().await;
 }
+
+/// The fields of a form, as a server function receives them.
+type Form<'a> = &'a [(&'a str, &'a str)];
+
+#[tokio::test]
+async fn the_dashboard_job_functions_refuse_bad_input_and_anonymous_callers() {
+    let (server, actors) = TestServer::with_actors(Backend::Sqlite).await;
+    let ann = &actors.user_a;
+    let bad_requests: [(&str, Form, &str); 6] = [
+        (
+            "bulk-analysis",
+            &[("urls", " \n "), ("topic", "Rust")],
+            "urls",
+        ),
+        (
+            "bulk-analysis",
+            &[("urls", "ftp://x.example/a"), ("topic", "Rust")],
+            "urls[0]",
+        ),
+        (
+            "bulk-analysis",
+            &[("urls", "https://x.example/a"), ("topic", " ")],
+            "topic",
+        ),
+        ("bulk-save", &[("articles", "not json")], "articles"),
+        ("bulk-save", &[("articles", "[]")], "articles"),
+        (
+            "bulk-save",
+            &[("articles", r#"[{"url": "https://x.example/a"}]"#)],
+            "articles[0].title",
+        ),
+    ];
+    for (function, form, field) in bad_requests {
+        refused(&server, ann, function, form, StatusCode::BAD_REQUEST, field).await;
+    }
+    let valid: [(&str, Form); 2] = [
+        (
+            "bulk-analysis",
+            &[("urls", "https://x.example/a"), ("topic", "Rust")],
+        ),
+        (
+            "bulk-save",
+            &[(
+                "articles",
+                r#"[{"url": "https://x.example/a", "title": "A"}]"#,
+            )],
+        ),
+    ];
+    for (function, form) in valid {
+        refused(
+            &server,
+            &actors.anonymous,
+            function,
+            form,
+            StatusCode::UNAUTHORIZED,
+            "",
+        )
+        .await;
+    }
+    let tasks = server.state().db.task_summary(None).await.unwrap();
+    assert_eq!(tasks.total, 0, "nothing was started");
+    server.stop().await;
+}
