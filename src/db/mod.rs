@@ -26,7 +26,7 @@ use sqlx::{
 pub use api_tokens::TokenOwner;
 pub use articles::{ArticleRecord, ArticleStatus, Upserted};
 pub use ingest::{CheckedArticle, KeywordGroupFields, KeywordWatch, SourceFields, TopicFields};
-pub use notifications::{MarkedRead, NotificationInsert, TaskNotice};
+pub use notifications::{MarkedRead, NotificationInsert, TaskNotice, TaskNotification};
 pub use server_meta::MetaKey;
 pub use sessions::Session;
 pub use tasks::{ClaimedTask, Ending, InterruptedTask, NewTask, Round, RoundDone, Settlement};

@@ -47,25 +47,29 @@ fn columns(read: &str) -> String {
 const OWN_READ: &str = "(n.read_at IS NOT NULL \
      OR n.id <= (SELECT own_read_through FROM users WHERE id = $1))";
 
-/// The condition that reader `$1`'s own notification `n` is unread: a range of the index
-/// `notifications_unread`, above the watermark.
-const OWN_UNREAD: &str = "n.read_at IS NULL \
-     AND n.id > (SELECT own_read_through FROM users WHERE id = $1)";
+/// The condition that the own notification `n` of reader `reader` (an SQL expression of their
+/// id) is unread: a range of the index `notifications_unread`, above the watermark.
+fn own_unread(reader: &str) -> String {
+    format!("n.read_at IS NULL AND n.id > (SELECT own_read_through FROM users WHERE id = {reader})")
+}
 
 /// `read` of a broadcast for reader `$1`, with its receipt joined as `r`.
 const BROADCAST_READ: &str = "(n.id <= (SELECT broadcasts_read_through FROM users WHERE id = $1) \
      OR r.read_at IS NOT NULL)";
 
-/// Counts reader `$1`'s unread notifications and reads the clock, in one statement so that
-/// both come from the same state. A receipt exists only for a broadcast read or deleted.
-fn unread_count_sql() -> String {
+/// The columns `version`, the clock, and `count`, the unread notifications of reader `reader`
+/// (an SQL expression of their id that does not name `n` or `r`), which one statement reads
+/// from the same state. A receipt exists only for a broadcast read or deleted.
+fn unread_count_columns(reader: &str) -> String {
     format!(
-        "SELECT (SELECT version FROM notification_clock WHERE id = 1) AS version, \
-     (SELECT COUNT(*) FROM notifications AS n WHERE n.recipient_id = $1 AND {OWN_UNREAD}) + \
+        "(SELECT version FROM notification_clock WHERE id = 1) AS version, \
+     (SELECT COUNT(*) FROM notifications AS n WHERE n.recipient_id = {reader} \
+      AND {own_unread}) + \
      (SELECT COUNT(*) FROM notifications AS n WHERE n.recipient_id IS NULL \
-      AND n.id > (SELECT broadcasts_read_through FROM users WHERE id = $1) \
+      AND n.id > (SELECT broadcasts_read_through FROM users WHERE id = {reader}) \
       AND NOT EXISTS (SELECT 1 FROM broadcast_receipts AS r \
-                      WHERE r.user_id = $1 AND r.notification_id = n.id)) AS count"
+                      WHERE r.user_id = {reader} AND r.notification_id = n.id)) AS count",
+        own_unread = own_unread(reader)
     )
 }
 
@@ -99,10 +103,12 @@ impl From<NotificationRow> for Notification {
 }
 
 #[derive(sqlx::FromRow)]
-struct RecipientRow {
+struct TaskNotificationRow {
     recipient_id: i64,
     #[sqlx(flatten)]
     notification: NotificationRow,
+    #[sqlx(flatten)]
+    unread: CountRow,
 }
 
 #[derive(sqlx::FromRow)]
@@ -179,6 +185,14 @@ pub(super) fn task_notification_sql(first: usize) -> [String; 4] {
     ]
 }
 
+/// The notification about a task, whom it is for and their unread count, as of one state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskNotification {
+    pub recipient_id: i64,
+    pub notification: Notification,
+    pub unread: UnreadCount,
+}
+
 /// A concluded task's notification for its owner: who gets it and what it says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskNotice {
@@ -248,20 +262,23 @@ impl Database {
         })
     }
 
-    /// The notification about `task` with its recipient's id, as the recipient sees it.
-    pub async fn task_notification(
-        &self,
-        task: Uuid,
-    ) -> Result<Option<(i64, Notification)>, DbError> {
+    /// The notification about `task` as its recipient sees it, with their unread count, read
+    /// in one statement: both come from the state at the count's version.
+    pub async fn task_notification(&self, task: Uuid) -> Result<Option<TaskNotification>, DbError> {
         let sql = format!(
-            "SELECT n.recipient_id, {} FROM notifications AS n \
+            "SELECT n.recipient_id, {}, {} FROM notifications AS n \
              JOIN users AS u ON u.id = n.recipient_id WHERE n.task_id = $1",
-            columns("(n.read_at IS NOT NULL OR n.id <= u.own_read_through)")
+            columns("(n.read_at IS NOT NULL OR n.id <= u.own_read_through)"),
+            unread_count_columns("u.id")
         );
-        let row: Option<RecipientRow> = on_pool!(self, |pool| {
+        let row: Option<TaskNotificationRow> = on_pool!(self, |pool| {
             sqlx::query_as(&sql).bind(task).fetch_optional(pool).await
         })?;
-        Ok(row.map(|row| (row.recipient_id, row.notification.into())))
+        Ok(row.map(|row| TaskNotification {
+            recipient_id: row.recipient_id,
+            notification: row.notification.into(),
+            unread: row.unread.into(),
+        }))
     }
 
     /// Points the notification about `from` at `to`, a retry of it: the notification then
@@ -295,7 +312,7 @@ impl Database {
     /// `reader`'s unread count, with the version it was counted at.
     pub async fn unread_count(&self, reader: i64) -> Result<UnreadCount, DbError> {
         let row: CountRow = on_pool!(self, |pool| {
-            sqlx::query_as(&unread_count_sql())
+            sqlx::query_as(&format!("SELECT {}", unread_count_columns("$1")))
                 .bind(reader)
                 .fetch_one(pool)
                 .await
@@ -316,7 +333,7 @@ impl Database {
         // most twice that.
         let (own_unread, broadcast_unread) = if unread_only {
             (
-                format!(" AND {OWN_UNREAD}"),
+                format!(" AND {}", own_unread("$1")),
                 format!(" AND NOT {BROADCAST_READ}"),
             )
         } else {
@@ -436,11 +453,12 @@ impl Database {
             // one by one (a range of `notifications_unread`), and broadcasts likewise.
             let count: i64 = sqlx::query_scalar(&format!(
                 "SELECT (SELECT COUNT(*) FROM notifications AS n WHERE n.recipient_id = $1 \
-                   AND {OWN_UNREAD} AND n.id <= $2) + \
+                   AND {} AND n.id <= $2) + \
                  (SELECT COUNT(*) FROM notifications AS n WHERE n.recipient_id IS NULL \
                    AND n.id > (SELECT broadcasts_read_through FROM users WHERE id = $1) \
                    AND n.id <= $2 AND NOT EXISTS (SELECT 1 FROM broadcast_receipts AS r \
-                     WHERE r.user_id = $1 AND r.notification_id = n.id))"
+                     WHERE r.user_id = $1 AND r.notification_id = n.id))",
+                own_unread("$1")
             ))
             .bind(reader)
             .bind(up_to)

@@ -38,7 +38,7 @@ use crate::{
     engine::TaskEngine,
     jobs::{self, AnalysisTools},
     live::LiveHub,
-    services::{self, scheduler::Schedules},
+    services::{self, notifications::TaskNotificationPushes, scheduler::Schedules},
 };
 
 pub use server_fns::{leptos_client_address, set_leptos_cookie};
@@ -63,6 +63,8 @@ pub struct AppState {
     pub analysis: AnalysisTools,
     /// When auto-ingest and the keyword check run on their own.
     pub schedules: Schedules,
+    /// Keeps the pushes of task notifications in order.
+    pub task_notification_pushes: TaskNotificationPushes,
     /// Cancelled when the server begins to shut down; long-lived tasks (sockets) watch it.
     pub shutdown: CancellationToken,
 }
@@ -115,6 +117,7 @@ impl Server {
             live: LiveHub::default(),
             analysis,
             schedules: Schedules::from_settings(&config.analysis),
+            task_notification_pushes: TaskNotificationPushes::default(),
             db,
             info: Arc::new(ServerInfo {
                 started_at,

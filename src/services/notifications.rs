@@ -3,10 +3,13 @@
 //! and retention. Every change is pushed to the open tabs of the users it concerns, with their
 //! unread count stamped with a version so that a tab keeps the newest.
 
-use std::time::Duration;
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use chrono::Utc;
-use tokio::sync::broadcast::{Receiver, error::RecvError};
+use tokio::sync::{
+    Mutex, MutexGuard,
+    broadcast::{Receiver, error::RecvError},
+};
 use uuid::Uuid;
 
 use crate::{
@@ -18,7 +21,7 @@ use crate::{
         tasks::{TaskStatus, TaskUpdate},
     },
     auth::CurrentUser,
-    db::NotificationInsert,
+    db::{NotificationInsert, TaskNotification},
     error::AppError,
     protocol::{NotificationChange, SNAPSHOT_NOTIFICATIONS_LIMIT, ServerMessage},
     server::AppState,
@@ -218,6 +221,16 @@ async fn push_to_reader(
     change: NotificationChange,
 ) -> Result<UnreadCount, AppError> {
     let unread = state.db.unread_count(reader).await?;
+    deliver_to_reader(state, reader, change, unread);
+    Ok(unread)
+}
+
+fn deliver_to_reader(
+    state: &AppState,
+    reader: i64,
+    change: NotificationChange,
+    unread: UnreadCount,
+) {
     state.live.deliver_notification(
         Some(reader),
         &ServerMessage::NotificationUpdate {
@@ -225,7 +238,6 @@ async fn push_to_reader(
             unread: Some(unread),
         },
     );
-    Ok(unread)
 }
 
 /// A retry of task `from` started as `to`: the owner's notification about `from` now follows
@@ -239,15 +251,49 @@ pub async fn follow_retry(state: &AppState, from: Uuid, to: Uuid) -> Result<(), 
 
 /// Pushes the notification about `task` (written with its ending) to its recipient's tabs.
 async fn push_task_notification(state: &AppState, task: Uuid) -> Result<(), AppError> {
-    if let Some((recipient, notification)) = state.db.task_notification(task).await? {
-        push_to_reader(
-            state,
-            recipient,
-            NotificationChange::Created { notification },
-        )
-        .await?;
+    let mut pushed = state.task_notification_pushes.lock().await;
+    let Some(read) = state.db.task_notification(task).await? else {
+        return Ok(());
+    };
+    if !pushed.is_repeat(&read) {
+        let change = NotificationChange::Created {
+            notification: read.notification,
+        };
+        deliver_to_reader(state, read.recipient_id, change, read.unread);
     }
     Ok(())
+}
+
+/// Orders the pushes of task notifications, which read the notification back from the
+/// database. A task ending and its retry taking the notification over push it from two places
+/// at nearly the same time: holding this while reading and pushing, the older state never
+/// arrives after the newer, and a read that saw what an earlier push sent is not sent again.
+#[derive(Clone, Default)]
+pub struct TaskNotificationPushes(Arc<Mutex<PushedAtClock>>);
+
+impl TaskNotificationPushes {
+    async fn lock(&self) -> MutexGuard<'_, PushedAtClock> {
+        self.0.lock().await
+    }
+}
+
+/// The notifications pushed at the newest notification clock version read. Reads made while
+/// the push lock is held never go back in time, so older versions need no memory.
+#[derive(Default)]
+struct PushedAtClock {
+    version: i64,
+    notifications: HashSet<i64>,
+}
+
+impl PushedAtClock {
+    /// Whether `read` is what was pushed before (nothing changed since); records it if not.
+    fn is_repeat(&mut self, read: &TaskNotification) -> bool {
+        if read.unread.version != self.version {
+            self.version = read.unread.version;
+            self.notifications.clear();
+        }
+        !self.notifications.insert(read.notification.id)
+    }
 }
 
 /// Pushes the notifications of tasks as they end, until `shutdown`. The engine writes each one
@@ -300,4 +346,45 @@ pub fn prune_periodically(state: AppState, retention_days: u32, interval: Durati
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::notifications::Notification;
+
+    fn read_at(clock: i64, id: i64) -> TaskNotification {
+        TaskNotification {
+            recipient_id: 1,
+            unread: UnreadCount {
+                count: 1,
+                version: clock,
+            },
+            notification: Notification {
+                id,
+                username: Some("ann".to_owned()),
+                kind: "task_failed".to_owned(),
+                title: "Failed".to_owned(),
+                message: String::new(),
+                link: None,
+                task_id: None,
+                read: false,
+                created_at: Utc::now(),
+            },
+        }
+    }
+
+    #[test]
+    fn only_a_notification_read_again_at_the_same_clock_is_a_repeat() {
+        let mut pushed = PushedAtClock::default();
+        assert!(!pushed.is_repeat(&read_at(5, 1)));
+        assert!(pushed.is_repeat(&read_at(5, 1)), "nothing changed since");
+        assert!(!pushed.is_repeat(&read_at(5, 2)), "another notification");
+        assert!(
+            !pushed.is_repeat(&read_at(6, 1)),
+            "notifications changed since"
+        );
+        assert!(pushed.is_repeat(&read_at(6, 1)));
+        assert!(!pushed.is_repeat(&read_at(7, 2)));
+    }
 }
