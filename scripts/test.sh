@@ -32,6 +32,8 @@ check() { # check NAME COMMAND...: one check that passes or fails as a whole
 ensure_postgres >/dev/null # exports TIDINGS_TEST_POSTGRES_URL into this shell
 
 cd "$PROJECT_ROOT"
+# Everything is built once, so incremental compilation's caches would only fill the disk.
+export CARGO_INCREMENTAL=0
 check "cargo fmt --check" cargo fmt --all -- --check
 check "clippy (server: ssr)" cargo clippy --features ssr -- -D warnings
 check "clippy (server with test jobs, and the tests)" cargo clippy --features ssr,test-jobs --all-targets -- -D warnings
