@@ -307,7 +307,7 @@ test('auto-ingest reads a feed live in batches, then its articles can be read', 
   await expect
     .poll(
       async () => {
-        const now = Number(await bar.getAttribute('aria-valuenow'));
+        const now = Number(await bar.getAttribute('value'));
         if (seen[seen.length - 1] !== now) seen.push(now);
         return now;
       },

@@ -53,7 +53,7 @@ fn browser_now() -> Option<f64> {
     None
 }
 
-/// A task's progress: the bar (`role=progressbar` with its values), percent, processed/total,
+/// A task's progress: the bar (a `<progress>` with its value as text), percent, processed/total,
 /// rate and time left (from the history this tab has seen), the stage and current item, and a
 /// "stalled" badge when a running task has not moved for a while. Every line keeps its height
 /// whether it has text or not, so updates never move the page.
@@ -133,31 +133,17 @@ pub fn ProgressBar(#[prop(into)] task: Signal<Task>) -> impl IntoView {
         })
     };
     let label = move || task.with(|task| format!("Progress of {}", task.name));
-    // The width the server renders is an inline style, which the Content-Security-Policy
-    // refuses, and hydration keeps it as it is: set it through the CSSOM (which the policy
-    // allows) once the page is hydrated; `style:width` does so on every later change.
-    let fill = NodeRef::<leptos::html::Div>::new();
-    #[cfg(feature = "hydrate")]
-    Effect::new(move |_| {
-        if let Some(fill) = fill.get() {
-            let _ = web_sys::HtmlElement::style(&fill)
-                .set_property("width", &format!("{:.1}%", percent()));
-        }
-    });
-
     view! {
         <div class="progress" data-status=move || task.with(|task| task.status.as_str())>
-            <div
-                class="progress__track"
-                role="progressbar"
+            // A native bar: drawn from its `value` attribute, as rendered on the server and
+            // without script or inline styles (which the Content-Security-Policy refuses).
+            <progress
+                class="progress__bar"
+                max="100"
+                value=move || format!("{:.0}", percent())
                 aria-label=label
-                aria-valuemin="0"
-                aria-valuemax="100"
-                aria-valuenow=move || format!("{:.0}", percent())
                 aria-valuetext=value_text
-            >
-                <div class="progress__fill" node_ref=fill style:width=move || format!("{:.1}%", percent())></div>
-            </div>
+            ></progress>
             <div class="progress__meta">
                 <span class="progress__percent" data-testid="percent">
                     {move || format!("{:.0}%", percent())}

@@ -235,10 +235,8 @@ fn TaskRow(task: Signal<Task>, selected: RwSignal<HashSet<Uuid>>, is_admin: bool
             {is_admin.then(|| view! { <td>{move || task.with(|task| task.owner.clone().unwrap_or_default())}</td> })}
             <td><StatusBadge status cancelling/></td>
             <td>
-                <span class="mini-bar" role="progressbar" aria-label=format!("Progress of {name}") aria-valuemin="0" aria-valuemax="100"
-                    aria-valuenow=move || task.with(|task| format!("{:.0}", task.progress.progress))>
-                    <span class="mini-bar__fill" style:width=move || task.with(|task| format!("{:.1}%", task.progress.progress))></span>
-                </span>
+                <progress class="mini-bar" max="100" aria-label=format!("Progress of {name}")
+                    value=move || task.with(|task| format!("{:.0}", task.progress.progress))></progress>
                 <span class="mini-bar__text">{move || task.with(|task| format!("{:.0}%", task.progress.progress))}</span>
             </td>
             <td>{move || task.with(|task| date_time(task.created_at))}</td>
