@@ -1,6 +1,8 @@
 //! Background tasks as users see them: reading, listing, cancelling, retrying and cleaning up,
 //! each scoped by the accounts rule (your own tasks; every task for admins; somebody else's
-//! task is "not found").
+//! task is "not found"). The runs of the shared ingest jobs are the exception: everyone signed
+//! in may open and watch them, as they watch the ingest page; acting on them stays with their
+//! owner and administrators.
 
 use chrono::Utc;
 use uuid::Uuid;
@@ -11,8 +13,9 @@ use crate::{
         TaskStatus, TaskSummary,
     },
     auth::CurrentUser,
-    engine::TaskRequest,
+    engine::{Job as _, TaskRequest},
     error::AppError,
+    jobs::{auto_ingest::AutoIngest, keyword_check::KeywordCheck},
     server::AppState,
     services::notifications,
 };
@@ -31,6 +34,10 @@ fn owner_scope(caller: &CurrentUser) -> Option<i64> {
     (!caller.is_admin()).then(|| caller.id())
 }
 
+/// The kinds whose runs work on what all users share (feeds, articles, keyword alerts), and
+/// which the ingest page shows to everyone.
+const SHARED_KINDS: [&str; 2] = [AutoIngest::KIND, KeywordCheck::KIND];
+
 /// The task if the caller may see it; 404 otherwise, whether it exists or not.
 pub(crate) async fn visible_task(
     state: &AppState,
@@ -38,8 +45,25 @@ pub(crate) async fn visible_task(
     id: Uuid,
 ) -> Result<Task, AppError> {
     match state.db.task(id).await? {
-        Some(task) if caller.may_access(task.owner_id) => Ok(task),
+        Some(task)
+            if caller.may_access(task.owner_id) || SHARED_KINDS.contains(&task.kind.as_str()) =>
+        {
+            Ok(task)
+        }
         _ => Err(AppError::NotFound),
+    }
+}
+
+/// The task if the caller may act on it (its owner or an administrator); 403 if they may only
+/// watch it, 404 if they may not see it.
+async fn own_task(state: &AppState, caller: &CurrentUser, id: Uuid) -> Result<Task, AppError> {
+    let task = visible_task(state, caller, id).await?;
+    if caller.may_access(task.owner_id) {
+        Ok(task)
+    } else {
+        Err(AppError::Forbidden(
+            "only the task's owner or an administrator may cancel or retry it".into(),
+        ))
     }
 }
 
@@ -218,14 +242,14 @@ pub async fn events(
 /// Cancels a pending task, or asks a running one to stop; 409 for a finished task. Answers the
 /// task as it is now (`cancel_requested` while its job is stopping).
 pub async fn cancel(state: &AppState, caller: &CurrentUser, id: Uuid) -> Result<Task, AppError> {
-    let task = visible_task(state, caller, id).await?;
+    let task = own_task(state, caller, id).await?;
     state.engine.cancel(&task).await?;
     get(state, caller, id).await
 }
 
 /// Starts a new task like a finished one (same kind, name and input), linked to it.
 pub async fn retry(state: &AppState, caller: &CurrentUser, id: Uuid) -> Result<Task, AppError> {
-    let task = visible_task(state, caller, id).await?;
+    let task = own_task(state, caller, id).await?;
     if !task.status.is_finished() {
         return Err(AppError::Conflict(format!(
             "only a finished task can be retried; this one is {}",

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use rstest::rstest;
 use serde_json::{Value, json};
-use tidings::api::tasks::TaskStatus;
+use tidings::{api::tasks::TaskStatus, protocol::ServerMessage};
 use uuid::Uuid;
 
 use crate::support::{
@@ -484,6 +484,89 @@ async fn a_retry_is_a_new_task_linked_to_the_finished_one(
         TaskStatus::Completed,
         "the old one is unchanged"
     );
+    server.stop().await;
+}
+
+/// The runs of the ingest jobs work on what every user shares, and the ingest page shows them
+/// to everyone: anyone signed in may open and watch them, only the owner and administrators
+/// act on them.
+#[rstest]
+#[tokio::test]
+async fn everyone_may_watch_a_shared_ingest_run_and_only_its_owner_act_on_it(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let (server, actors) = TestServer::with_actors(backend).await;
+    let run = enqueue(&server, Some("ann"), "keyword_check", json!({})).await;
+    wait_for(&server, run, TaskStatus::Completed).await;
+    let watchers = Expect::SIGNED_IN;
+    actors
+        .check(watchers, |actor| {
+            actor.get(&server, &format!("{BASE}/task/{run}"))
+        })
+        .await;
+    actors
+        .check(watchers, |actor| {
+            actor.get(&server, &format!("{BASE}/task/{run}/events"))
+        })
+        .await;
+    actors
+        .check(watchers, |actor| {
+            actor.call(&server, "tasks/get", &[("id", &run.to_string())])
+        })
+        .await;
+    let mut socket = actors.user_b.websocket(&server, "/ws").await.unwrap();
+    socket.receive_message().await; // hello
+    socket
+        .send_json(json!({ "type": "subscribe", "topic": { "kind": "task", "id": run } }))
+        .await;
+    match socket.receive_message().await {
+        ServerMessage::TaskSnapshot { task, .. } => assert_eq!(task.id, run),
+        other => panic!("bob watches ann's run live, got {other:?}"),
+    }
+
+    let retry = format!("{BASE}/task/{run}/retry");
+    for (method, path) in [
+        (Method::POST, &retry),
+        (Method::DELETE, &format!("{BASE}/task/{run}")),
+    ] {
+        let response = actors
+            .user_b
+            .request(&server, method, path)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json_of(response).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden")),
+            "{path}: {body}"
+        );
+    }
+    let status = actors
+        .user_b
+        .call_status(&server, "tasks/retry", &[("id", &run.to_string())])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        server
+            .state()
+            .db
+            .tasks(None, &Default::default(), 10)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "bob started nothing"
+    );
+
+    let response = actors
+        .user_a
+        .request(&server, Method::POST, &retry)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, StatusCode::OK, "the owner retries it: {body}");
     server.stop().await;
 }
 

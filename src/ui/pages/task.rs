@@ -8,16 +8,19 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
-    api::tasks::{
-        CancelTask, RetryTask, Task, TaskEvent, TaskEventKind, TaskStatus, get_task,
-        get_task_events,
+    api::{
+        accounts::{Role, User},
+        tasks::{
+            CancelTask, RetryTask, Task, TaskEvent, TaskEventKind, TaskStatus, get_task,
+            get_task_events,
+        },
     },
     error::AppError,
     ui::{
         components::{FormError, ProgressBar, StatusBadge},
         format::date_time,
         live_tasks::LiveTask,
-        session::error_message,
+        session::{Session, error_message},
     },
 };
 
@@ -150,29 +153,43 @@ fn TaskActions(task: RwSignal<Task>) -> impl IntoView {
     let error = Signal::derive(move || {
         error_message(cancel.value().get()).or_else(|| error_message(retry.value().get()))
     });
+    let session = Session::expect();
+    let may_act = move || {
+        session
+            .user()
+            .is_some_and(|user| task.with(|task| may_act_on(&user, task)))
+    };
     view! {
-        <div class="actions">
-            <Show when=move || !status().is_finished()>
-                <ActionForm action=cancel>
-                    <input type="hidden" name="id" value=id/>
-                    <button
-                        class="button button--danger"
-                        type="submit"
-                        disabled=move || cancel.pending().get() || task.with(|task| task.cancel_requested)
-                    >
-                        {move || if task.with(|task| task.cancel_requested) { "Cancelling…" } else { "Cancel" }}
-                    </button>
-                </ActionForm>
-            </Show>
-            <Show when=move || status().is_finished()>
-                <ActionForm action=retry>
-                    <input type="hidden" name="id" value=id/>
-                    <button class="button" type="submit" disabled=move || retry.pending().get()>"Retry"</button>
-                </ActionForm>
-            </Show>
-        </div>
+        <Show when=may_act>
+            <div class="actions">
+                <Show when=move || !status().is_finished()>
+                    <ActionForm action=cancel>
+                        <input type="hidden" name="id" value=id/>
+                        <button
+                            class="button button--danger"
+                            type="submit"
+                            disabled=move || cancel.pending().get() || task.with(|task| task.cancel_requested)
+                        >
+                            {move || if task.with(|task| task.cancel_requested) { "Cancelling…" } else { "Cancel" }}
+                        </button>
+                    </ActionForm>
+                </Show>
+                <Show when=move || status().is_finished()>
+                    <ActionForm action=retry>
+                        <input type="hidden" name="id" value=id/>
+                        <button class="button" type="submit" disabled=move || retry.pending().get()>"Retry"</button>
+                    </ActionForm>
+                </Show>
+            </div>
+        </Show>
         <FormError message=error/>
     }
+}
+
+/// Whether `user` may cancel or retry `task`: the server's rule — its owner or an
+/// administrator; others may only watch the shared ingest runs.
+fn may_act_on(user: &User, task: &Task) -> bool {
+    user.role == Role::Admin || task.owner.as_deref() == Some(user.username.as_str())
 }
 
 /// The result of a completed task, or the error of a failed one.
