@@ -34,6 +34,23 @@ pub struct NotificationInsert<'a> {
 pub(super) const BUMP_NOTIFICATION_CLOCK: &str =
     "UPDATE notification_clock SET version = version + 1 WHERE id = 1";
 
+/// Evaluates `$body` in a transaction, bound to `$transaction`, that first bumps the
+/// notification clock as every write of notifications must, then commits; answers the body's
+/// value. An error (`?` in the body) rolls it back.
+macro_rules! notification_write {
+    ($database:expr, |$transaction:ident| $body:expr) => {
+        on_pool!($database, |pool| {
+            let mut $transaction = pool.begin().await?;
+            sqlx::query(BUMP_NOTIFICATION_CLOCK)
+                .execute(&mut *$transaction)
+                .await?;
+            let answer = $body;
+            $transaction.commit().await?;
+            answer
+        })
+    };
+}
+
 /// The columns of [`NotificationRow`] from `n` (a notification) and `u` (its recipient), with
 /// `read` given as an SQL expression.
 fn columns(read: &str) -> String {
@@ -225,12 +242,8 @@ impl Database {
         &self,
         new: &NotificationInsert<'_>,
     ) -> Result<Notification, DbError> {
-        let id: i64 = on_pool!(self, |pool| {
-            let mut transaction = pool.begin().await?;
-            sqlx::query(BUMP_NOTIFICATION_CLOCK)
-                .execute(&mut *transaction)
-                .await?;
-            let id = sqlx::query_scalar(
+        let id: i64 = notification_write!(self, |transaction| {
+            sqlx::query_scalar(
                 "INSERT INTO notifications (recipient_id, type, title, message, link, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             )
@@ -241,10 +254,8 @@ impl Database {
             .bind(new.link)
             .bind(new.created_at)
             .fetch_one(&mut *transaction)
-            .await?;
-            transaction.commit().await?;
-            Ok::<_, sqlx::Error>(id)
-        })?;
+            .await?
+        });
         let username = match new.recipient_id {
             Some(recipient) => self.user(recipient).await?.map(|user| user.username),
             None => None,
@@ -284,11 +295,7 @@ impl Database {
     /// Points the notification about `from` at `to`, a retry of it: the notification then
     /// follows the new run, and is updated when it ends. Answers whether there was one.
     pub async fn move_task_notification(&self, from: Uuid, to: Uuid) -> Result<bool, DbError> {
-        let moved = on_pool!(self, |pool| {
-            let mut transaction = pool.begin().await?;
-            sqlx::query(BUMP_NOTIFICATION_CLOCK)
-                .execute(&mut *transaction)
-                .await?;
+        let moved = notification_write!(self, |transaction| {
             // The retry may have ended already, with its own notification: that one stays.
             sqlx::query(
                 "DELETE FROM notifications WHERE task_id = $1 \
@@ -303,9 +310,8 @@ impl Database {
                 .bind(to)
                 .execute(&mut *transaction)
                 .await?;
-            transaction.commit().await?;
-            Ok::<_, sqlx::Error>(done.rows_affected())
-        })?;
+            done.rows_affected()
+        });
         Ok(moved > 0)
     }
 
@@ -391,11 +397,7 @@ impl Database {
         id: i64,
         now: DateTime<Utc>,
     ) -> Result<bool, DbError> {
-        let changed = on_pool!(self, |pool| {
-            let mut transaction = pool.begin().await?;
-            sqlx::query(BUMP_NOTIFICATION_CLOCK)
-                .execute(&mut *transaction)
-                .await?;
+        let changed = notification_write!(self, |transaction| {
             let own = sqlx::query(
                 "UPDATE notifications SET read_at = $3 \
                  WHERE id = $2 AND recipient_id = $1 AND read_at IS NULL \
@@ -421,9 +423,8 @@ impl Database {
             .execute(&mut *transaction)
             .await?
             .rows_affected();
-            transaction.commit().await?;
-            Ok::<_, sqlx::Error>(own + broadcast > 0)
-        })?;
+            own + broadcast > 0
+        });
         Ok(changed)
     }
 
@@ -438,11 +439,7 @@ impl Database {
         reader: i64,
         up_to: i64,
     ) -> Result<MarkedRead, DbError> {
-        let marked = on_pool!(self, |pool| {
-            let mut transaction = pool.begin().await?;
-            sqlx::query(BUMP_NOTIFICATION_CLOCK)
-                .execute(&mut *transaction)
-                .await?;
+        let marked = notification_write!(self, |transaction| {
             // Never beyond the newest id: a watermark above it would mark future notifications.
             // (Every writer bumps the clock first, so none allocates an id while this runs.)
             let newest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM notifications")
@@ -485,9 +482,8 @@ impl Database {
             .bind(up_to)
             .execute(&mut *transaction)
             .await?;
-            transaction.commit().await?;
-            Ok::<_, sqlx::Error>(MarkedRead { count, up_to })
-        })?;
+            MarkedRead { count, up_to }
+        });
         Ok(marked)
     }
 
@@ -499,11 +495,7 @@ impl Database {
         id: i64,
         now: DateTime<Utc>,
     ) -> Result<bool, DbError> {
-        let deleted = on_pool!(self, |pool| {
-            let mut transaction = pool.begin().await?;
-            sqlx::query(BUMP_NOTIFICATION_CLOCK)
-                .execute(&mut *transaction)
-                .await?;
+        let deleted = notification_write!(self, |transaction| {
             let own = sqlx::query("DELETE FROM notifications WHERE id = $2 AND recipient_id = $1")
                 .bind(reader)
                 .bind(id)
@@ -522,9 +514,8 @@ impl Database {
             .execute(&mut *transaction)
             .await?
             .rows_affected();
-            transaction.commit().await?;
-            Ok::<_, sqlx::Error>(own + broadcast > 0)
-        })?;
+            own + broadcast > 0
+        });
         Ok(deleted)
     }
 
@@ -534,11 +525,7 @@ impl Database {
         reader: i64,
         now: DateTime<Utc>,
     ) -> Result<i64, DbError> {
-        let deleted = on_pool!(self, |pool| {
-            let mut transaction = pool.begin().await?;
-            sqlx::query(BUMP_NOTIFICATION_CLOCK)
-                .execute(&mut *transaction)
-                .await?;
+        let deleted = notification_write!(self, |transaction| {
             let own = sqlx::query(
                 "DELETE FROM notifications WHERE recipient_id = $1 AND (read_at IS NOT NULL \
                  OR id <= (SELECT own_read_through FROM users WHERE id = $1))",
@@ -569,9 +556,8 @@ impl Database {
             .execute(&mut *transaction)
             .await?
             .rows_affected();
-            transaction.commit().await?;
-            Ok::<_, sqlx::Error>(own + read_one_by_one + read_by_watermark)
-        })?;
+            own + read_one_by_one + read_by_watermark
+        });
         Ok(i64::try_from(deleted).unwrap_or(i64::MAX))
     }
 
@@ -579,11 +565,7 @@ impl Database {
     /// (each reader has their own state of a broadcast; past retention it has served its
     /// purpose). Answers how many went.
     pub async fn prune_notifications(&self, cutoff: DateTime<Utc>) -> Result<u64, DbError> {
-        let pruned = on_pool!(self, |pool| {
-            let mut transaction = pool.begin().await?;
-            sqlx::query(BUMP_NOTIFICATION_CLOCK)
-                .execute(&mut *transaction)
-                .await?;
+        let pruned = notification_write!(self, |transaction| {
             let done = sqlx::query(
                 "DELETE FROM notifications WHERE created_at < $1 \
                  AND (read_at IS NOT NULL OR recipient_id IS NULL \
@@ -593,9 +575,8 @@ impl Database {
             .bind(cutoff)
             .execute(&mut *transaction)
             .await?;
-            transaction.commit().await?;
-            Ok::<_, sqlx::Error>(done.rows_affected())
-        })?;
+            done.rows_affected()
+        });
         Ok(pruned)
     }
 }
