@@ -2,6 +2,8 @@
 //! browser, so hydration never sees a difference.
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
+use leptos_router::params::ParamsMap;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 /// `2026-11-28 16:28 UTC`. Written out by hand rather than with `format()`, whose format-string
 /// machinery would add to the size of the WASM bundle.
@@ -31,12 +33,21 @@ pub fn time_ago(time: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// What a query value keeps as it is: RFC 3986's unreserved characters.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// `path` with a query of the `pairs` that have a value, each value percent-encoded: the URL
 /// of a filtered view, which can be bookmarked.
 pub fn with_query<const N: usize>(path: &str, pairs: [(&str, Option<String>); N]) -> String {
     let query: Vec<String> = pairs
         .into_iter()
-        .filter_map(|(name, value)| value.map(|value| format!("{name}={}", encode(&value))))
+        .filter_map(|(name, value)| {
+            value.map(|value| format!("{name}={}", utf8_percent_encode(&value, QUERY_VALUE)))
+        })
         .collect();
     if query.is_empty() {
         path.to_owned()
@@ -45,18 +56,12 @@ pub fn with_query<const N: usize>(path: &str, pairs: [(&str, Option<String>); N]
     }
 }
 
-/// Percent-encodes a query value.
-fn encode(value: &str) -> String {
-    let mut encoded = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                encoded.push(byte as char)
-            }
-            _ => encoded.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    encoded
+/// The value of query parameter `name`, trimmed; `None` when it is absent or blank.
+pub fn query_text(query: &ParamsMap, name: &str) -> Option<String> {
+    query
+        .get(name)
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
 }
 
 #[cfg(test)]
@@ -64,6 +69,22 @@ mod tests {
     use chrono::{Duration, TimeZone};
 
     use super::*;
+
+    #[test]
+    fn a_filtered_view_has_only_its_set_values_in_its_query_encoded() {
+        assert_eq!(with_query("/tasks", [("q", None)]), "/tasks");
+        assert_eq!(
+            with_query(
+                "/articles",
+                [
+                    ("status", Some("approved".to_owned())),
+                    ("topic", None),
+                    ("q", Some("rust & tokio/1.0 ~é".to_owned())),
+                ]
+            ),
+            "/articles?status=approved&q=rust%20%26%20tokio%2F1.0%20~%C3%A9"
+        );
+    }
 
     #[test]
     fn formats_to_the_minute_in_utc() {

@@ -15,7 +15,7 @@ use crate::{
         components::{
             ARTICLE_STATUSES, ArticleStatus, KeywordChips, Score, TimeAgo, article_status_label,
         },
-        format::with_query,
+        format::{query_text, with_query},
     },
 };
 
@@ -30,12 +30,7 @@ struct Filters {
 
 impl Filters {
     fn from_query(query: &ParamsMap) -> Self {
-        let text = |name| {
-            query
-                .get(name)
-                .map(|value| value.trim().to_owned())
-                .filter(|value| !value.is_empty())
-        };
+        let text = |name| query_text(query, name);
         Filters {
             status: text("status").filter(|status| ARTICLE_STATUSES.contains(&status.as_str())),
             topic: text("topic"),

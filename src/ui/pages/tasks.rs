@@ -16,7 +16,7 @@ use crate::{
     },
     ui::{
         components::{FormError, StatusBadge, status_label},
-        format::{date_time, with_query},
+        format::{date_time, query_text, with_query},
         live_tasks::live_task_list,
         session::{Session, error_message},
     },
@@ -34,12 +34,7 @@ struct Filters {
 
 impl Filters {
     fn from_query(query: &ParamsMap) -> Self {
-        let text = |name| {
-            query
-                .get(name)
-                .map(|value| value.trim().to_owned())
-                .filter(|value| !value.is_empty())
-        };
+        let text = |name| query_text(query, name);
         Filters {
             status: text("status").as_deref().and_then(TaskStatus::parse),
             kind: text("kind"),
