@@ -326,6 +326,28 @@ test('auto-ingest reads a feed live in batches, then its articles can be read', 
   await expect(page.getByTestId('runs')).toContainText('Completed');
   await expect(sourceRow).not.toContainText('Never');
 
+  // Everyone may watch an ingest run; only its owner and administrators act on it.
+  const runHref = (await run.locator('.run__name').getAttribute('href'))!;
+  const created = await page.request.post('/api/admin/users/create', {
+    form: { username: 'grace', display_name: 'Grace', password: 'watching the feeds', role: 'user' },
+    headers: { Accept: 'application/json' },
+  });
+  expect(created.status(), await created.text()).toBe(200);
+  const graces = await browser.newContext({ baseURL: server.url });
+  const grace = await graces.newPage();
+  await signIn(grace, 'grace', 'watching the feeds');
+  await grace.goto(runHref);
+  await waitUntilLive(grace);
+  await expect(grace.getByTestId('status')).toHaveText('Completed');
+  await expect(grace.getByRole('progressbar')).toHaveAttribute('value', '100');
+  await expect(grace.getByTestId('timeline')).toContainText('processing batch 3/3');
+  await expect(grace.getByRole('button', { name: 'Retry' })).toHaveCount(0);
+  await graces.close();
+  const owners = await page.context().newPage();
+  await owners.goto(runHref);
+  await expect(owners.getByRole('button', { name: 'Retry' })).toBeVisible();
+  await owners.close();
+
   // A keyword group finds the articles about executors.
   const groups = card(page, 'Keyword groups');
   const groupForm = formWith(groups, 'Add group');
