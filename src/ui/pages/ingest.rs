@@ -8,6 +8,7 @@ mod catalog;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
+use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use crate::{
@@ -218,25 +219,11 @@ pub fn IngestPage() -> impl IntoView {
                 "the relevant ones; keyword groups raise alerts for the articles that mention them."
             </p>
         </section>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match stats.await {
-                    Ok(stats) => view! { <StatsTiles stats/> }.into_any(),
-                    Err(error) => error_view(error.to_string()),
-                }
-            })}
-        </Transition>
+        <Loaded resource=stats show=move |stats| view! { <StatsTiles stats/> }/>
         <div class="cards cards--ingest">
             <section class="card" aria-labelledby="run-heading">
                 <h2 id="run-heading">"Auto-ingest"</h2>
-                <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                    {move || Suspend::new(async move {
-                        match status.await {
-                            Ok(status) => view! { <RunFacts status/> }.into_any(),
-                            Err(error) => error_view(error.to_string()),
-                        }
-                    })}
-                </Transition>
+                <Loaded resource=status show=move |status| view! { <RunFacts status/> }/>
                 <ActionForm action=run>
                     <button class="button" type="submit" disabled=running>"Run now"</button>
                 </ActionForm>
@@ -269,14 +256,7 @@ pub fn IngestPage() -> impl IntoView {
         </div>
         <section class="card" aria-labelledby="runs-heading">
             <h2 id="runs-heading">"Last runs"</h2>
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match runs.await {
-                        Ok(page) => view! { <LastRuns runs=page.tasks/> }.into_any(),
-                        Err(error) => error_view(error.to_string()),
-                    }
-                })}
-            </Transition>
+            <Loaded resource=runs show=move |page| view! { <LastRuns runs=page.tasks/> }/>
         </section>
         <SourcesCard sources topics actions/>
         <div class="cards cards--ingest">
@@ -288,8 +268,32 @@ pub fn IngestPage() -> impl IntoView {
     .into_any()
 }
 
-pub(super) fn error_view(message: String) -> AnyView {
+fn error_view(message: String) -> AnyView {
     view! { <p class="form-error" role="alert">{message}</p> }.into_any()
+}
+
+/// What `resource` loads, drawn by `show`: "Loading…" at first, the previous view while it
+/// loads again, and the error if it fails.
+#[component]
+pub(super) fn Loaded<T, V, F>(resource: Resource<Result<T, AppError>>, show: F) -> impl IntoView
+where
+    T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static,
+    V: IntoView + 'static,
+    F: Fn(T) -> V + Clone + Send + Sync + 'static,
+{
+    view! {
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || {
+                let show = show.clone();
+                Suspend::new(async move {
+                    match resource.await {
+                        Ok(loaded) => show(loaded).into_any(),
+                        Err(error) => error_view(error.to_string()),
+                    }
+                })
+            }}
+        </Transition>
+    }
 }
 
 /// A run may start without this page (the scheduler, the dashboard, another tab): while no

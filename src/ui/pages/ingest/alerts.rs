@@ -12,7 +12,7 @@ use crate::{
     },
 };
 
-use super::{IngestActions, error_view};
+use super::{IngestActions, Loaded};
 
 #[component]
 pub(super) fn AlertsCard(
@@ -37,14 +37,7 @@ pub(super) fn AlertsCard(
             </div>
             <FormError message=Signal::derive(move || error_message(mark_read.value().get()))/>
             <p class="form-success" role="status">{marked}</p>
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match alerts.await {
-                        Ok(alerts) => view! { <AlertList alerts actions/> }.into_any(),
-                        Err(error) => error_view(error.to_string()),
-                    }
-                })}
-            </Transition>
+            <Loaded resource=alerts show=move |alerts| view! { <AlertList alerts actions/> }/>
         </section>
     }
     .into_any()

@@ -17,7 +17,7 @@ use crate::{
     },
 };
 
-use super::{IngestActions, count_done, error_view, is_admin};
+use super::{IngestActions, Loaded, count_done, is_admin};
 
 type Listed<T> = Resource<Result<Vec<T>, AppError>>;
 
@@ -130,14 +130,7 @@ pub(super) fn SourcesCard(
         <section class="card" aria-labelledby="sources-heading">
             <h2 id="sources-heading">"Sources"</h2>
             <FormError message=error/>
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match sources.await {
-                        Ok(sources) => view! { <SourceTable sources actions admin=is_admin()/> }.into_any(),
-                        Err(error) => error_view(error.to_string()),
-                    }
-                })}
-            </Transition>
+            <Loaded resource=sources show=move |sources| view! { <SourceTable sources actions admin=is_admin()/> }/>
             // Inside a boundary: the session is a resource.
             <Suspense>
             <Show when=is_admin>
@@ -316,14 +309,7 @@ pub(super) fn TopicsCard(topics: Listed<Topic>, actions: IngestActions) -> impl 
         <section class="card" aria-labelledby="topics-heading">
             <h2 id="topics-heading">"Topics"</h2>
             <FormError message=Signal::derive(move || error_message(actions.delete_topic.value().get()))/>
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match topics.await {
-                        Ok(topics) => view! { <TopicList topics actions admin=is_admin()/> }.into_any(),
-                        Err(error) => error_view(error.to_string()),
-                    }
-                })}
-            </Transition>
+            <Loaded resource=topics show=move |topics| view! { <TopicList topics actions admin=is_admin()/> }/>
             // Inside a boundary: the session is a resource.
             <Suspense>
             <Show when=is_admin>
@@ -457,14 +443,7 @@ pub(super) fn GroupsCard(
             {move || check.value().get().and_then(Result::ok).map(|task| view! {
                 <KeywordCheckNotice task finished=actions.finished/>
             })}
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match groups.await {
-                        Ok(groups) => view! { <GroupList groups actions admin=is_admin()/> }.into_any(),
-                        Err(error) => error_view(error.to_string()),
-                    }
-                })}
-            </Transition>
+            <Loaded resource=groups show=move |groups| view! { <GroupList groups actions admin=is_admin()/> }/>
             // Inside a boundary: the session is a resource.
             <Suspense>
             <Show when=is_admin>
