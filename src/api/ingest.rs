@@ -45,7 +45,7 @@ pub struct TopicInput {
 impl TopicInput {
     /// Checks every field; the error names the first field that is wrong.
     pub fn validate(&self) -> Result<(), AppError> {
-        validate_name(&self.name)?;
+        validate_name("name", &self.name)?;
         if self.description.chars().count() > DESCRIPTION_MAX_CHARS {
             return Err(field_error(
                 "description",
@@ -85,7 +85,7 @@ pub struct SourceInput {
 impl SourceInput {
     /// Checks every field; the error names the first field that is wrong.
     pub fn validate(&self) -> Result<(), AppError> {
-        validate_name(&self.name)?;
+        validate_name("name", &self.name)?;
         validate_http_url("feed_url", &self.feed_url)
     }
 }
@@ -115,7 +115,7 @@ pub struct KeywordGroupInput {
 impl KeywordGroupInput {
     /// Checks every field; the error names the first field that is wrong.
     pub fn validate(&self) -> Result<(), AppError> {
-        validate_name(&self.name)?;
+        validate_name("name", &self.name)?;
         if let Some(topic) = &self.topic
             && topic.chars().count() > NAME_MAX_CHARS
         {
@@ -282,15 +282,20 @@ fn field_error(field: &str, problem: impl std::fmt::Display) -> AppError {
     AppError::BadRequest(format!("{field}: {problem}"))
 }
 
-fn validate_name(name: &str) -> Result<(), AppError> {
+fn validate_name(field: &str, name: &str) -> Result<(), AppError> {
     let length = name.trim().chars().count();
     if length == 0 || name.chars().count() > NAME_MAX_CHARS {
         return Err(field_error(
-            "name",
+            field,
             format!("must be 1–{NAME_MAX_CHARS} characters"),
         ));
     }
     Ok(())
+}
+
+/// Checks a bulk analysis's topic, the name of a topic (stored or not).
+pub fn validate_analysis_topic(topic: &str) -> Result<(), AppError> {
+    validate_name("topic", topic)
 }
 
 fn validate_keywords(text: &str, required: bool) -> Result<(), AppError> {

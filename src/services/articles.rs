@@ -3,7 +3,10 @@
 use serde_json::{Value, json};
 
 use crate::{
-    api::{ingest::validate_bulk_save, tasks::Task},
+    api::{
+        ingest::{validate_analysis_topic, validate_bulk_save, validate_http_url},
+        tasks::Task,
+    },
     auth::CurrentUser,
     engine::Job,
     error::AppError,
@@ -28,9 +31,6 @@ pub async fn bulk_save(
     tasks::start_job(state, caller, BulkSave::KIND, &name, input).await
 }
 
-/// Most characters of a bulk analysis's topic.
-const TOPIC_MAX_CHARS: usize = 200;
-
 /// Starts a `bulk_analysis` task. Refused with 400 for no URLs, too many, a URL that is not
 /// http(s) or an empty topic, and with 503 when the analysis queue has no room for them now.
 pub async fn bulk_analysis(
@@ -48,19 +48,11 @@ pub async fn bulk_analysis(
             request.urls.len()
         )));
     }
-    if let Some((index, url)) = request.urls.iter().enumerate().find(|(_, url)| {
-        url::Url::parse(url).map_or(true, |url| !matches!(url.scheme(), "http" | "https"))
-    }) {
-        return Err(AppError::BadRequest(format!(
-            "urls[{index}]: {url:?} is not an http:// or https:// URL"
-        )));
+    for (index, url) in request.urls.iter().enumerate() {
+        validate_http_url(&format!("urls[{index}]"), url)?;
     }
+    validate_analysis_topic(&request.topic)?;
     let topic = request.topic.trim();
-    if topic.is_empty() || topic.chars().count() > TOPIC_MAX_CHARS {
-        return Err(AppError::BadRequest(format!(
-            "topic: must be 1–{TOPIC_MAX_CHARS} characters"
-        )));
-    }
     state
         .analysis
         .queue

@@ -9,17 +9,14 @@ use crate::{
     api::{
         ingest::{
             KeywordGroup, RunAutoIngest, RunKeywordCheck, StartBulkAnalysis, StartBulkSave, Topic,
-            list_keyword_groups, list_topics, parse_articles, parse_lines, validate_bulk_save,
-            validate_http_url,
+            list_keyword_groups, list_topics, parse_articles, parse_lines, validate_analysis_topic,
+            validate_bulk_save, validate_http_url,
         },
         tasks::Task,
     },
     error::AppError,
     ui::{components::FormError, form_check::CheckedForm, session::error_message},
 };
-
-/// Most characters of a bulk analysis's topic (the server's limit).
-const TOPIC_MAX_CHARS: usize = 200;
 
 /// Opens the page of the task an action started, once it has.
 fn open_started_task(value: impl Get<Value = Option<Result<Task, AppError>>> + 'static) {
@@ -63,13 +60,7 @@ fn check_bulk_analysis(args: &StartBulkAnalysis) -> Result<(), AppError> {
             )));
         }
     }
-    let topic = args.topic.trim().chars().count();
-    if topic == 0 || topic > TOPIC_MAX_CHARS {
-        return Err(AppError::BadRequest(format!(
-            "topic: must be 1–{TOPIC_MAX_CHARS} characters"
-        )));
-    }
-    Ok(())
+    validate_analysis_topic(&args.topic)
 }
 
 #[component]
