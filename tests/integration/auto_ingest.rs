@@ -336,27 +336,33 @@ async fn with_topic(backend: Backend) -> (TestServer, Actors, i64) {
     (server, actors, topic)
 }
 
-/// Starts a run, as `user_a`, of the held feed's pages in batches of `batch_size`, one batch at
-/// a time (SQLite).
-async fn start_held_run(batch_size: u32) -> (TestServer, Actors, Fixture, Uuid) {
-    let (server, actors, topic) = with_topic(Backend::Sqlite).await;
+/// Starts a run, as `user_a`, of one source, `feed` on the fixture site about the stored topic,
+/// after setting `config`.
+async fn start_run_of_one_feed(
+    backend: Backend,
+    feed: &str,
+    config: Value,
+) -> (TestServer, Actors, Fixture, Uuid) {
+    let (server, actors, topic) = with_topic(backend).await;
     let fixture = Fixture::serve().await;
     create_source(
         &server,
         &actors.admin,
-        "Held",
-        &fixture.url("/held.xml"),
+        feed,
+        &fixture.url(feed),
         Some(topic),
     )
     .await;
-    configure(
-        &server,
-        &actors.admin,
-        json!({ "batch_size": batch_size, "max_concurrent_batches": 1 }),
-    )
-    .await;
+    configure(&server, &actors.admin, config).await;
     let id = start_run(&server, &actors.user_a).await;
     (server, actors, fixture, id)
+}
+
+/// Starts a run, as `user_a`, of the held feed's pages in batches of `batch_size`, one batch at
+/// a time (SQLite).
+async fn start_held_run(batch_size: u32) -> (TestServer, Actors, Fixture, Uuid) {
+    let config = json!({ "batch_size": batch_size, "max_concurrent_batches": 1 });
+    start_run_of_one_feed(Backend::Sqlite, "/held.xml", config).await
 }
 
 /// The entries of a run's per-article log (or of a list of stored articles) by URL.
@@ -697,25 +703,11 @@ fn report_of<'a>(result: &'a Value, source: &str) -> &'a Value {
 async fn copies_saved_at_once_leave_exactly_one_approved(
     #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
 ) {
-    let (server, actors, topic) = with_topic(backend).await;
-    let fixture = Fixture::serve().await;
-    create_source(
-        &server,
-        &actors.admin,
-        "Copies",
-        &fixture.url("/copies.xml"),
-        Some(topic),
-    )
-    .await;
     // Every article in a batch of its own, all batches at once: the copies are saved
     // concurrently.
-    configure(
-        &server,
-        &actors.admin,
-        json!({ "batch_size": 1, "max_concurrent_batches": 16 }),
-    )
-    .await;
-    let id = start_run(&server, &actors.user_a).await;
+    let config = json!({ "batch_size": 1, "max_concurrent_batches": 16 });
+    let (server, _actors, _fixture, id) =
+        start_run_of_one_feed(backend, "/copies.xml", config).await;
     let result = wait_for(&server, id, TaskStatus::Completed)
         .await
         .result
@@ -737,23 +729,9 @@ async fn copies_saved_at_once_leave_exactly_one_approved(
 
 #[tokio::test]
 async fn without_quality_control_or_threshold_every_readable_page_is_approved() {
-    let (server, actors, topic) = with_topic(Backend::Sqlite).await;
-    let fixture = Fixture::serve().await;
-    create_source(
-        &server,
-        &actors.admin,
-        "Rust blog",
-        &fixture.url("/rss.xml"),
-        Some(topic),
-    )
-    .await;
-    configure(
-        &server,
-        &actors.admin,
-        json!({ "quality_control_enabled": false, "min_relevance_threshold": 0.0 }),
-    )
-    .await;
-    let id = start_run(&server, &actors.user_a).await;
+    let config = json!({ "quality_control_enabled": false, "min_relevance_threshold": 0.0 });
+    let (server, actors, fixture, id) =
+        start_run_of_one_feed(Backend::Sqlite, "/rss.xml", config).await;
     let result = wait_for(&server, id, TaskStatus::Completed)
         .await
         .result
