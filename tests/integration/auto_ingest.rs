@@ -31,7 +31,7 @@ use crate::support::{
     Actor, Actors, Backend, TestServer,
     ingest::{articles, call_ok, configure, create_source, create_topic, rest, start_run},
     notifications::newest_of,
-    tasks::{enqueue, wait_for},
+    tasks::{cancel, enqueue, wait_for},
 };
 
 /// Pages listed by `/held.xml`; each waits at the fixture's gate.
@@ -805,18 +805,7 @@ async fn only_one_run_at_a_time() {
 async fn cancelling_a_run_stops_fetching_and_frees_its_place() {
     let (server, actors, fixture, id) = start_held_run(1).await;
     fixture.wait_for_held_hits(1).await;
-    let response = actors
-        .user_a
-        .request(
-            &server,
-            Method::DELETE,
-            &format!("/api/background-tasks/task/{id}"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let cancelled = wait_for(&server, id, TaskStatus::Cancelled).await;
+    let cancelled = cancel(&server, &actors.user_a, id).await;
     assert_eq!(
         fixture.held_hits(),
         1,

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::support::{
     Actors, Backend, Expect, TestServer,
     notifications::newest_of,
-    tasks::{wait_for, wait_until},
+    tasks::{cancel, wait_for, wait_until},
 };
 
 const PATH: &str = "/api/background-tasks/bulk-analysis";
@@ -274,18 +274,7 @@ async fn cancelling_stops_fetching_the_remaining_urls() {
     while fixture.hits.load(Ordering::SeqCst) == 0 {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let response = actors
-        .user_a
-        .request(
-            &server,
-            Method::DELETE,
-            &format!("/api/background-tasks/task/{id}"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    wait_for(&server, id, TaskStatus::Cancelled).await;
+    cancel(&server, &actors.user_a, id).await;
     assert_eq!(
         fixture.hits.load(Ordering::SeqCst),
         1,

@@ -23,7 +23,7 @@ use crate::support::{
         REST, backdate, broadcast, call, create, find, ids, list, notify, rest, seen,
         set_task_input, stored, stored_about, unread,
     },
-    tasks::{enqueue, wait_for},
+    tasks::{cancel, enqueue, wait_for},
 };
 
 /// The form of a server function's `NotificationFilter` argument.
@@ -1121,18 +1121,7 @@ async fn cancelled_and_system_tasks_notify_nobody(
     let long = json!({ "steps": 2000, "step_ms": 50 });
     let cancelled = enqueue(&server, Some("ann"), "test.steps", long).await;
     wait_for(&server, cancelled, TaskStatus::Running).await;
-    let response = actors
-        .user_a
-        .request(
-            &server,
-            Method::DELETE,
-            &format!("/api/background-tasks/task/{cancelled}"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    wait_for(&server, cancelled, TaskStatus::Cancelled).await;
+    cancel(&server, &actors.user_a, cancelled).await;
     let pending = enqueue(
         &server,
         Some("ann"),
@@ -1150,18 +1139,7 @@ async fn cancelled_and_system_tasks_notify_nobody(
     .await;
     wait_for(&server, system, TaskStatus::Completed).await;
     wait_for(&server, system_failed, TaskStatus::Failed).await;
-    let response = actors
-        .admin
-        .request(
-            &server,
-            Method::DELETE,
-            &format!("/api/background-tasks/task/{pending}"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    wait_for(&server, pending, TaskStatus::Cancelled).await;
+    cancel(&server, &actors.admin, pending).await;
 
     for task in [cancelled, pending, system, system_failed] {
         assert_eq!(stored_about(db, task).await, 0, "task {task}");

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tidings::{
     api::tasks::{Task, TaskEvent, TaskStatus},
@@ -9,7 +10,7 @@ use tidings::{
 };
 use uuid::Uuid;
 
-use super::TestServer;
+use super::{Actor, TestServer};
 
 /// How long a test waits for a task to reach a state before failing. Generous: a slow machine
 /// must not make a correct engine fail.
@@ -95,4 +96,20 @@ pub async fn wait_until(
 /// Waits until the task has reached `status`.
 pub async fn wait_for(server: &TestServer, id: Uuid, status: TaskStatus) -> Task {
     wait_until(server, id, status.as_str(), |task| task.status == status).await
+}
+
+/// Cancels task `id` through the REST API as `actor`, which must be answered 200, and waits
+/// until it is cancelled.
+pub async fn cancel(server: &TestServer, actor: &Actor, id: Uuid) -> Task {
+    let response = actor
+        .request(
+            server,
+            Method::DELETE,
+            &format!("/api/background-tasks/task/{id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    wait_for(server, id, TaskStatus::Cancelled).await
 }
